@@ -1,0 +1,243 @@
+"""Benchmark fastcf's cross-product predictor against the alternatives, on the same synthetic factors, in one process.
+
+    python bench/bench_predict.py                      # every case, 2 torch threads, median of 3
+    python bench/bench_predict.py --cases bio,nn --repeat 5
+    python bench/bench_predict.py --rss-check          # ML-25M shape: peak RSS of recommend() in a fresh process
+
+Prints one markdown table per case: median wall time, scores per second, peak RSS while the competitor ran, and the ratio
+to fastcf. Competitors run alternately (round-robin over repeats) so that load from other processes on a shared machine
+affects them alike. Slow competitors run on a slice of users and are extrapolated linearly; their rows say so.
+"""
+import argparse, os, resource, subprocess, sys, threading, time, warnings
+import numpy as np, pandas as pd, torch
+
+warnings.filterwarnings('ignore')
+from fastcf.predict import recommend, iter_topk, random_export
+from fastcf.export import CollabExport
+
+SHAPES = {'bio': (45_854, 488), 'ml25m': (162_541, 59_047)}
+
+
+def rss_mb() -> float:
+    with open('/proc/self/statm') as f: return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 1e6
+
+
+class PeakRSS:
+    "Peak resident memory of this process while the block runs (sampled every 2 ms)"
+    def __enter__(self):
+        self.peak, self.done = rss_mb(), False
+        self.thread = threading.Thread(target=self._watch, daemon=True); self.thread.start()
+        return self
+    def _watch(self):
+        while not self.done: self.peak = max(self.peak, rss_mb()); time.sleep(0.002)
+    def __exit__(self, *a): self.done = True; self.thread.join(); self.peak = max(self.peak, rss_mb())
+
+
+def make_export(n_users, n_items, kind='dot', n_factors=50, layers=(100, 50), seed=0):
+    "Synthetic export with trained-model-like scales (factors and biases ~ N(0, 0.3))"
+    rng = np.random.default_rng(seed)
+    if kind == 'dot':
+        from fastcf.models import Vocab
+        f32 = lambda *shape: rng.normal(0, 0.3, shape).astype(np.float32)
+        return CollabExport('dot', 'user', 'item', Vocab(np.arange(n_users), 1, 'user'), Vocab(np.arange(n_items), 1, 'item'),
+                            f32(n_users + 1, n_factors), f32(n_items + 1, n_factors), f32(n_users + 1), f32(n_items + 1),
+                            y_range=(0., 5.5))
+    from fastcf.models import EmbeddingNN, emb_sz_rule
+    torch.manual_seed(seed)
+    model = EmbeddingNN([(n_users + 1, emb_sz_rule(n_users + 1)), (n_items + 1, emb_sz_rule(n_items + 1))], list(layers), y_range=(0, 5.5))
+    with torch.no_grad():
+        for emb in model.embeds: emb.weight.normal_(0, 0.3)
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm1d) and m.num_features: m.running_mean.normal_(0, 0.3); m.running_var.uniform_(0.5, 2)
+    classes = {'user': ['#na#'] + list(range(n_users)), 'item': ['#na#'] + list(range(n_items))}
+    return CollabExport.from_model(model.eval(), classes), model.eval()
+
+
+def seen_pairs(n_users, n_items, frac=0.01, seed=1):
+    rng = np.random.default_rng(seed)
+    n = int(n_users * n_items * frac)
+    df = pd.DataFrame({'user': rng.integers(0, n_users, n), 'item': rng.integers(0, n_items, n)}).drop_duplicates()
+    return df
+
+
+# --- competitors: each returns a callable that does the whole job once ---------------------------------------------------
+
+def c_fastcf(exp, k, exclude=None):
+    return lambda: recommend(exp, k=k, exclude=exclude, device='cpu', progress=False)
+
+def c_fastcf_core(exp, k, exclude=None):
+    "fastcf's chunked top-K without building the DataFrame (arrays only, as implicit returns)"
+    return lambda: [None for _ in iter_topk(exp, k=k, exclude=exclude, device='cpu')]
+
+def _aug(exp):
+    users = np.concatenate([exp.user_factors[1:], np.ones((len(exp.user_factors) - 1, 1), np.float32)], 1)
+    items = np.concatenate([exp.item_factors[1:], exp.item_bias[1:, None]], 1)
+    return np.ascontiguousarray(users), np.ascontiguousarray(items)
+
+def c_bare_gemm(exp, k, exclude=None, chunk=None):
+    "The compute floor: the same chunked matrix products, no selection"
+    users, items = map(torch.from_numpy, _aug(exp))
+    items_t = items.t().contiguous()
+    chunk = chunk or max(1, (128 << 20) // (4 * items.shape[0] * 3))
+    out = torch.empty(chunk, items.shape[0])
+    def run():
+        for s in range(0, len(users), chunk):
+            u = users[s:s+chunk]; torch.mm(u, items_t, out=out[:len(u)])
+    return run
+
+def c_plain_torch(exp, k, exclude=None, chunk=4096):
+    "Plain chunked torch.mm + torch.topk (masking excluded pairs with -inf)"
+    users, items = map(torch.from_numpy, _aug(exp))
+    items_t = items.t().contiguous()
+    ex = None
+    if exclude is not None:
+        ex = (torch.from_numpy(exclude.user.to_numpy()), torch.from_numpy(exclude.item.to_numpy()))
+    def run():
+        res = []
+        for s in range(0, len(users), chunk):
+            scores = users[s:s+chunk] @ items_t
+            if ex is not None:
+                m = (ex[0] >= s) & (ex[0] < s + chunk)
+                scores[ex[0][m] - s, ex[1][m]] = float('-inf')
+            res.append(torch.topk(scores, k, dim=1))
+        return res
+    return run
+
+def c_implicit(exp, k, exclude=None, threads=2):
+    from implicit.cpu.topk import topk
+    import scipy.sparse as sp
+    users, items = _aug(exp)
+    filt = None
+    if exclude is not None:
+        filt = sp.csr_matrix((np.ones(len(exclude), np.float32), (exclude.user.to_numpy(), exclude.item.to_numpy())),
+                             shape=(len(users), len(items)))
+    return lambda: topk(items, users, k, filter_query_items=filt, num_threads=threads)
+
+def c_nn_forward(model, n_users, n_items, k, chunk_pairs=1 << 20):
+    "The model's own forward over all (user, item) pairs in chunks, then topk"
+    items = torch.arange(1, n_items + 1)
+    per = max(1, chunk_pairs // n_items)
+    def run():
+        with torch.no_grad():
+            for s in range(1, n_users + 1, per):
+                u = torch.arange(s, min(s + per, n_users + 1))
+                x = torch.stack([u.repeat_interleave(n_items), items.repeat(len(u))], 1)
+                torch.topk(model(x).view(len(u), n_items), k, dim=1)
+    return run
+
+def fastai_learner(model, n_users, n_items):
+    "A fastai Learner holding `model`, with DataLoaders whose vocab is 0..n-1 for users and items"
+    from fastai.collab import CollabDataLoaders
+    from fastai.learner import Learner
+    from fastai.losses import MSELossFlat
+    n = max(n_users, n_items)
+    df = pd.DataFrame({'user': np.arange(n) % n_users, 'item': np.arange(n) % n_items, 'rating': np.ones(n, np.float32)})
+    dls = CollabDataLoaders.from_df(df, valid_pct=0.0, bs=64)
+    assert len(dls.classes['user']) == n_users + 1 and len(dls.classes['item']) == n_items + 1
+    return Learner(dls, model, loss_func=MSELossFlat())
+
+def c_get_preds(learn, n_users, n_items, k, bs, n_slice):
+    "fastai get_preds on the cartesian DataFrame of a slice of users (extrapolated), then topk per user"
+    cart = pd.DataFrame({'user': np.repeat(np.arange(n_slice), n_items), 'item': np.tile(np.arange(n_items), n_slice)})
+    def run():
+        dl = learn.dls.test_dl(cart, bs=bs)
+        with learn.no_bar(): preds, _ = learn.get_preds(dl=dl)
+        torch.topk(preds.view(n_slice, n_items), k, dim=1)
+    return run
+
+
+def dot_model_from(exp):
+    from fastcf.models import EmbeddingDotBias
+    m = EmbeddingDotBias(exp.n_factors, exp.users.n_rows, exp.items.n_rows, y_range=exp.y_range)
+    with torch.no_grad():
+        m.u_weight.weight.copy_(torch.from_numpy(exp.user_factors)); m.i_weight.weight.copy_(torch.from_numpy(exp.item_factors))
+        m.u_bias.weight.copy_(torch.from_numpy(exp.user_bias)[:, None]); m.i_bias.weight.copy_(torch.from_numpy(exp.item_bias)[:, None])
+    return m.eval()
+
+
+def measure(competitors, repeat, n_scores):
+    "competitors: [(name, fn, scale)] where scale multiplies a slice's time up to the full job"
+    times = {name: [] for name, _, _ in competitors}
+    peaks = {name: 0. for name, _, _ in competitors}
+    for _ in range(repeat):
+        for name, fn, scale in competitors:
+            with PeakRSS() as p:
+                t = time.perf_counter(); fn(); dt = time.perf_counter() - t
+            times[name].append(dt * scale); peaks[name] = max(peaks[name], p.peak)
+    med = {name: float(np.median(ts)) for name, ts in times.items()}
+    ref = med[competitors[0][0]]
+    print('| competitor | wall time (s, median) | scores/s | peak RSS (MB) | time ÷ fastcf |')
+    print('|---|---:|---:|---:|---:|')
+    for name, _, _ in competitors:
+        print(f"| {name} | {med[name]:.3f} | {n_scores / med[name]:.3g} | {peaks[name]:.0f} | {med[name] / ref:.2f} |")
+    print()
+    return med
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--cases', default='bio,bio-excl,ml25m,nn')
+    p.add_argument('--threads', type=int, default=2); p.add_argument('--repeat', type=int, default=3)
+    p.add_argument('--k', type=int, default=50)
+    p.add_argument('--rss-check', action='store_true', help='ML-25M shape recommend() peak RSS in this (fresh) process')
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.rss_check:
+        exp = make_export(*SHAPES['ml25m'])
+        import tempfile
+        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
+        t = time.perf_counter()
+        with tempfile.TemporaryDirectory() as d: recommend(exp, k=args.k, device='cpu', progress=False, out=os.path.join(d, 'recs.parquet'))
+        dt = time.perf_counter() - t
+        t = time.perf_counter(); df = recommend(exp, k=args.k, device='cpu', progress=False); dt2 = time.perf_counter() - t
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
+        print(f"ML-25M shape {SHAPES['ml25m']}: recommend(out=parquet) {dt:.1f} s, recommend() → DataFrame of {len(df):,} rows "
+              f"{dt2:.1f} s; peak RSS {peak:.0f} MB (after building the export: {base:.0f} MB); the full score matrix would be "
+              f"{SHAPES['ml25m'][0] * SHAPES['ml25m'][1] * 4 / 1e9:.0f} GB")
+        return
+    print(f"torch {torch.__version__}, {args.threads} threads, k={args.k}, median of {args.repeat}\n")
+    for case in args.cases.split(','):
+        if case in ('bio', 'bio-excl'):
+            n_users, n_items = SHAPES['bio']
+            exp = make_export(n_users, n_items)
+            ex = seen_pairs(n_users, n_items) if case == 'bio-excl' else None
+            learn = fastai_learner(dot_model_from(exp), n_users, n_items)
+            n_slice = 2048
+            print(f"### {case}: {n_users:,} users × {n_items} items, 50 factors" + (f", {len(ex):,} seen pairs excluded (1%)" if ex is not None else ''))
+            comps = [('fastcf recommend (DataFrame)', c_fastcf(exp, args.k, ex), 1),
+                     ('fastcf core (arrays, no DataFrame)', c_fastcf_core(exp, args.k, ex), 1),
+                     ('plain chunked torch.mm + topk', c_plain_torch(exp, args.k, ex), 1),
+                     ('implicit topk', c_implicit(exp, args.k, ex, args.threads), 1),
+                     ('bare GEMM (no selection)', c_bare_gemm(exp, args.k), 1)]
+            if ex is None:
+                comps += [(f'fastai get_preds bs {bs} ({n_slice:,}-user slice, extrapolated)', c_get_preds(learn, n_users, n_items, args.k, bs, n_slice), n_users / n_slice) for bs in (64, 4096)]
+            measure(comps, args.repeat, n_users * n_items)
+        elif case == 'ml25m':
+            n_users, n_items = SHAPES['ml25m']
+            exp = make_export(n_users, n_items)
+            n_slice = 16_384
+            small = make_export(n_slice, n_items)          # the same item side, a 16,384-user slice
+            small.item_factors, small.item_bias = exp.item_factors, exp.item_bias
+            small.user_factors, small.user_bias = exp.user_factors[:n_slice + 1], exp.user_bias[:n_slice + 1]
+            learn = fastai_learner(dot_model_from(small), n_slice, n_items)
+            print(f"### ml25m: {n_users:,} users × {n_items:,} items, 50 factors")
+            comps = [('fastcf recommend (DataFrame)', c_fastcf(exp, args.k), 1),
+                     ('fastcf core (arrays, no DataFrame)', c_fastcf_core(exp, args.k), 1),
+                     ('bare GEMM (no selection)', c_bare_gemm(exp, args.k), 1),
+                     ('implicit topk', c_implicit(exp, args.k, None, args.threads), 1),
+                     (f'plain chunked torch.mm + topk ({n_slice:,}-user slice, extrapolated)', c_plain_torch(small, args.k), n_users / n_slice),
+                     ('fastai get_preds bs 4096 (16-user slice, extrapolated)', c_get_preds(learn, n_slice, n_items, args.k, 4096, 16), n_users / 16)]
+            measure(comps, args.repeat, n_users * n_items)
+        elif case == 'nn':
+            n_users, n_items = SHAPES['bio']
+            exp, model = make_export(n_users, n_items, kind='nn')
+            learn = fastai_learner(model, n_users, n_items)
+            n_slice = 1024
+            print(f"### nn: EmbeddingNN layers [100, 50] at the bio shape, {n_users:,} × {n_items}, embeddings {exp.user_factors.shape[1]} + {exp.item_factors.shape[1]}")
+            comps = [('fastcf recommend (DataFrame)', c_fastcf(exp, args.k), 1),
+                     ("model's own forward over all pairs, chunked, + topk", c_nn_forward(model, n_users, n_items, args.k), 1),
+                     (f'fastai get_preds bs 4096 ({n_slice:,}-user slice, extrapolated)', c_get_preds(learn, n_users, n_items, args.k, 4096, n_slice), n_users / n_slice)]
+            measure(comps, args.repeat, n_users * n_items)
+
+
+if __name__ == '__main__': main()

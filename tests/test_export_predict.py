@@ -1,0 +1,127 @@
+"""Export and predictor against real fastai Learners: string IDs, validation-only integer IDs, load_learner, and rankings
+equal to get_preds on the full cartesian DataFrame."""
+import os, warnings
+import numpy as np, pandas as pd, pytest, torch
+
+warnings.filterwarnings('ignore', category=UserWarning)
+from fastai.collab import CollabDataLoaders, collab_learner as fastai_collab_learner
+from fastai.learner import load_learner
+from fastai.torch_core import set_seed
+from fastcf.data import synthetic_ratings
+from fastcf.export import CollabExport, from_learner
+from fastcf.learner import collab_learner
+from fastcf.predict import predict, recommend
+
+
+def _learner(ratings, kind, make=collab_learner, epochs=2):
+    set_seed(0, reproducible=True)
+    dls = CollabDataLoaders.from_df(ratings, bs=64, seed=0)
+    kw = dict(use_nn=True, layers=[20, 10]) if kind == 'nn' else dict(n_factors=8)
+    learn = make(dls, y_range=(0, 5.5), **kw)
+    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, 5e-3, wd=0.1)
+    return learn
+
+
+def _get_preds(learn, df):
+    with learn.no_bar(): preds, _ = learn.get_preds(dl=learn.dls.test_dl(df))
+    return preds.reshape(-1).numpy()
+
+
+@pytest.fixture(scope='module')
+def str_ratings():
+    r = synthetic_ratings()
+    return r.assign(user=r.user.map(lambda u: f"user-{u}"), item=r.item.map(lambda i: f"item-{i}"))
+
+
+@pytest.mark.parametrize('kind', ['dot', 'nn'])
+@pytest.mark.parametrize('make', [collab_learner, fastai_collab_learner], ids=['fastcf', 'fastai'])
+def test_string_ids_reproduce_get_preds(str_ratings, kind, make):
+    learn = _learner(str_ratings, kind, make)
+    exp = from_learner(learn)
+    assert exp.kind == kind and exp.users.kind == 'str' and exp.user_ids[0] == 'user-0'
+    pairs = str_ratings.sample(2000, random_state=0)[['user', 'item']]
+    np.testing.assert_allclose(predict(exp, pairs), _get_preds(learn, pairs), atol=1e-5)
+
+
+def test_validation_only_integer_users_are_not_invented():
+    ratings = synthetic_ratings()
+    dls = CollabDataLoaders.from_df(ratings, bs=64, seed=0)
+    valid_rows = dls.valid.items.index[:15]
+    ratings.loc[valid_rows, 'user'] = np.arange(5000, 5015)       # one rating each, all in the validation split
+    learn = _learner(ratings, 'dot')
+    exp = from_learner(learn)
+    assert not set(range(5000, 5015)) & set(exp.user_ids.tolist())
+    assert len(exp.user_ids) == ratings.user.nunique() - 15
+    with pytest.raises(KeyError, match=r"5000.*'#na#'"):
+        predict(exp, pd.DataFrame({'user': [5000], 'item': [3]}))
+    assert np.isnan(predict(exp, pd.DataFrame({'user': [5000], 'item': [3]}), unknown='nan')[0])
+    known = ratings[~ratings.user.between(5000, 5014)].sample(1000, random_state=1)[['user', 'item']]
+    np.testing.assert_allclose(predict(exp, known), _get_preds(learn, known), atol=1e-5)
+
+
+@pytest.mark.parametrize('kind', ['dot', 'nn'])
+def test_load_learner_roundtrip(tmp_path, kind):
+    ratings = synthetic_ratings()
+    learn = _learner(ratings, kind)
+    learn.path = tmp_path
+    learn.export('learner.pkl')
+    restored = load_learner(tmp_path / 'learner.pkl')
+    exp = from_learner(restored)
+    assert exp.user_counts is None                                 # load_learner keeps no training data
+    pairs = ratings.sample(500, random_state=2)[['user', 'item']]
+    np.testing.assert_allclose(predict(exp, pairs), _get_preds(learn, pairs), atol=1e-5)
+    np.testing.assert_array_equal(exp.item_factors, from_learner(learn).item_factors)
+
+
+@pytest.mark.parametrize('kind', ['dot', 'nn'])
+def test_rankings_equal_get_preds_on_full_cartesian(kind):
+    ratings = synthetic_ratings()
+    learn = _learner(ratings, kind, epochs=3)
+    exp = from_learner(learn)
+    users, items = exp.user_ids, exp.item_ids
+    cart = pd.DataFrame({'user': np.repeat(users, len(items)), 'item': np.tile(items, len(users))})
+    scores = _get_preds(learn, cart).reshape(len(users), len(items))
+    k = 10
+    recs = recommend(exp, k=k, device='cpu')
+    got = recs.item.to_numpy().reshape(len(users), k)
+    got_scores = recs.score.to_numpy().reshape(len(users), k)
+    ref = np.argsort(-scores, axis=1, kind='stable')[:, :k]
+    np.testing.assert_allclose(got_scores, np.take_along_axis(scores, ref, 1), atol=1e-5)
+    mismatch = got != items[ref]
+    # any difference must be a near-tie (scores within float error), never a different ranking
+    assert np.all(np.abs(got_scores[mismatch] - np.take_along_axis(scores, ref, 1)[mismatch]) < 1e-5)
+    assert mismatch.mean() < 0.01
+
+
+def test_save_is_atomic(tmp_path, monkeypatch):
+    exp = from_learner(_learner(synthetic_ratings(), 'dot', epochs=1))
+    target = tmp_path / 'model.fcf'
+    exp.save(target)
+    before = target.read_bytes()
+    real = np.lib.format.write_array
+    calls = []
+    def crash_after_two(*a, **kw):
+        calls.append(1)
+        if len(calls) > 2: raise OSError('disk full (simulated)')
+        return real(*a, **kw)
+    monkeypatch.setattr(np.lib.format, 'write_array', crash_after_two)
+    with pytest.raises(OSError, match='disk full'): exp.save(target)
+    monkeypatch.setattr(np.lib.format, 'write_array', real)
+    assert target.read_bytes() == before                            # the old file is intact
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['model.fcf']   # and no temporary file is left
+    calls.clear()
+    monkeypatch.setattr(np.lib.format, 'write_array', crash_after_two)
+    with pytest.raises(OSError): exp.save(tmp_path / 'new.fcf')
+    assert not (tmp_path / 'new.fcf').exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
+@pytest.mark.parametrize('kind', ['dot', 'nn'])
+def test_cuda_matches_cpu(kind):
+    from fastcf.predict import random_export
+    exp = random_export(n_users=3000, n_items=5000, n_factors=32, kind=kind, seed=1)
+    seen = pd.DataFrame({'user': np.random.default_rng(0).integers(0, 3000, 20000), 'item': np.random.default_rng(1).integers(0, 5000, 20000)})
+    cpu = recommend(exp, k=50, exclude=seen, device='cpu')
+    gpu = recommend(exp, k=50, exclude=seen, device='cuda')
+    np.testing.assert_allclose(gpu.score.to_numpy(), cpu.score.to_numpy(), atol=1e-4)
+    assert (gpu.item.to_numpy() == cpu.item.to_numpy()).mean() > 0.999
