@@ -74,11 +74,13 @@ def _aug(exp):
     items = np.concatenate([exp.item_factors[1:], exp.item_bias[1:, None]], 1)
     return np.ascontiguousarray(users), np.ascontiguousarray(items)
 
-def c_bare_gemm(exp, k, exclude=None, chunk=None):
-    "The compute floor: the same chunked matrix products, no selection"
+def c_bare_gemm(exp, k, exclude=None, chunk=None, pad_to=1):
+    "The compute floor: the same chunked matrix products, no selection (items zero-padded to a multiple of `pad_to`)"
     users, items = map(torch.from_numpy, _aug(exp))
+    pad = -len(items) % pad_to
+    if pad: items = torch.cat([items, torch.zeros(pad, items.shape[1])])
     items_t = items.t().contiguous()
-    chunk = chunk or max(1, (128 << 20) // (4 * items.shape[0] * 3))
+    chunk = chunk or max(1, min(16384, (256 << 20) // (10 * items.shape[0])))      # fastcf's default chunking
     out = torch.empty(chunk, items.shape[0])
     def run():
         for s in range(0, len(users), chunk):
@@ -224,6 +226,7 @@ def main():
             comps = [('fastcf recommend (DataFrame)', c_fastcf(exp, args.k), 1),
                      ('fastcf core (arrays, no DataFrame)', c_fastcf_core(exp, args.k), 1),
                      ('bare GEMM (no selection)', c_bare_gemm(exp, args.k), 1),
+                     ('bare GEMM, items padded to a multiple of 32 (as fastcf does)', c_bare_gemm(exp, args.k, pad_to=32), 1),
                      ('implicit topk', c_implicit(exp, args.k, None, args.threads), 1),
                      (f'plain chunked torch.mm + topk ({n_slice:,}-user slice, extrapolated)', c_plain_torch(small, args.k), n_users / n_slice),
                      ('fastai get_preds bs 4096 (16-user slice, extrapolated)', c_get_preds(learn, n_slice, n_items, args.k, 4096, 16), n_users / 16)]
