@@ -1,0 +1,342 @@
+"""fold_in: new users and items folded into a trained export — recovery on planted data, batching, untouched old rows,
+bad input, the neural model, and (slower) real data: MovieLens-100k at n = 20 against the average-user baselines."""
+import subprocess, sys, textwrap, warnings
+import numpy as np, pandas as pd, pytest, torch
+from fastcf.export import CollabExport
+from fastcf.models import Vocab, EmbeddingNN, sigmoid_range
+from fastcf.foldin import fold_in, FoldInError, row_prior, rating_frame, trained_rows, _ridge_step
+from fastcf.predict import predict, recommend
+
+warnings.filterwarnings('ignore', category=UserWarning)
+
+
+def planted_export(n_users=2000, n_items=200, n_factors=8, y_range=None, seed=0, ids='int', counts=False):
+    "A dot-model export with known random factors and biases, '#na#' rows included"
+    r = np.random.default_rng(seed)
+    pad = lambda a: np.concatenate([np.zeros((1,) + a.shape[1:]), a])
+    user_ids = [f"u{i}" for i in range(n_users)] if ids == 'str' else np.arange(n_users)
+    item_ids = [f"i{i}" for i in range(n_items)] if ids == 'str' else np.arange(n_items)
+    return CollabExport('dot', 'user', 'item', Vocab(user_ids, 1, 'user'), Vocab(item_ids, 1, 'item'),
+                        pad(r.normal(0, 0.4, (n_users, n_factors))), pad(r.normal(0, 1, (n_items, n_factors))),
+                        pad(r.normal(0, 0.3, n_users)), pad(r.normal(3, 0.5, n_items)), y_range=y_range,
+                        user_counts=np.r_[0, r.integers(1, 50, n_users)] if counts else None,
+                        item_counts=np.r_[0, r.integers(1, 50, n_items)] if counts else None)
+
+
+def planted_users(e, n_new=100, per_user=40, noise=0.1, seed=1, first_id=10_000):
+    "Ratings of new users drawn from the export's user population, and their true [factors, bias] rows"
+    r = np.random.default_rng(seed)
+    truth = np.concatenate([r.normal(0, 0.4, (n_new, e.n_factors)), r.normal(0, 0.3, (n_new, 1))], 1)
+    items = np.stack([r.choice(len(e.item_ids), per_user, replace=False) for _ in range(n_new)])
+    z = np.einsum('uf,ujf->uj', truth[:, :-1], e.item_factors[items + 1]) + truth[:, -1:] + e.item_bias[items + 1]
+    y = z if e.y_range is None else sigmoid_range(torch.from_numpy(z), *e.y_range).numpy()
+    frame = pd.DataFrame({'user': np.repeat(np.arange(n_new) + first_id, per_user), 'item': e.item_ids[items.ravel()],
+                          'rating': (y + r.normal(0, noise, y.shape)).ravel()})
+    return frame, truth
+
+
+def rows_of(e, n):
+    "[factors, bias] of the last `n` user rows"
+    return np.concatenate([e.user_factors[-n:], e.user_bias[-n:, None]], 1)
+
+
+@pytest.fixture(scope='module')
+def planted(): return planted_export()
+
+
+@pytest.fixture(scope='module')
+def planted_frame(planted): return planted_users(planted)
+
+
+# --- recovery on planted data
+
+def test_recovers_planted_users_closed_form(planted, planted_frame):
+    frame, truth = planted_frame
+    folded = fold_in(planted, frame)
+    err = np.abs(rows_of(folded, 100) - truth)
+    assert np.median(err) < 0.03 and err.max() < 0.2, (np.median(err), err.max())
+    assert abs(folded.folded.attrs['noise_var'] - 0.01) < 0.002          # the planted noise is found
+    assert folded.folded.converged.all()
+
+
+def test_recovers_planted_users_with_sigmoid():
+    e = planted_export(y_range=(0, 6))
+    frame, truth = planted_users(e, noise=0.05)
+    folded = fold_in(e, frame)
+    err = np.abs(rows_of(folded, 100) - truth)
+    assert np.median(err) < 0.05, np.median(err)
+    assert folded.folded.converged.all()
+
+
+def test_recovers_planted_items():
+    e = planted_export(n_users=300, n_items=500, y_range=(0, 6))
+    r = np.random.default_rng(3)
+    truth = np.concatenate([r.normal(0, 1, (20, e.n_factors)), r.normal(3, 0.5, (20, 1))], 1)
+    users = np.stack([r.choice(300, 60, replace=False) for _ in range(20)])
+    z = np.einsum('if,ijf->ij', truth[:, :-1], e.user_factors[users + 1]) + truth[:, -1:] + e.user_bias[users + 1]
+    y = sigmoid_range(torch.from_numpy(z), 0, 6).numpy() + r.normal(0, 0.05, z.shape)
+    frame = pd.DataFrame({'user': users.ravel(), 'item': np.repeat(np.arange(20) + 1000, 60), 'rating': y.ravel()})
+    folded = fold_in(e, frame, kind='item')
+    got = np.concatenate([folded.item_factors[-20:], folded.item_bias[-20:, None]], 1)
+    assert np.median(np.abs(got - truth)) < 0.08
+    assert folded.item_ids[-20:].tolist() == list(range(1000, 1020))
+    assert np.array_equal(folded.user_factors, e.user_factors) and np.array_equal(folded.item_factors[:501], e.item_factors)
+    assert (folded.folded.columns[0], folded.folded.attrs['kind']) == ('item', 'item')
+
+
+def test_closed_form_is_the_ridge_solution(planted, planted_frame):
+    "Without a sigmoid the answer is (XᵀX + wd·C⁻¹)⁻¹(Xᵀ(r − b_i) + wd·C⁻¹μ), computed here directly"
+    frame, _ = planted_frame
+    one = frame[frame.user == 10_000]
+    folded = fold_in(planted, one, wd=0.5)
+    p = row_prior(planted)
+    precision = np.linalg.inv(p.chol @ p.chol.T)
+    rows = planted.items.rows(one.item)
+    x = np.concatenate([planted.item_factors[rows], np.ones((len(rows), 1))], 1).astype(np.float64)
+    rhs = x.T @ (one.rating.values - planted.item_bias[rows]) + 0.5 * precision @ p.mean
+    expected = np.linalg.solve(x.T @ x + 0.5 * precision, rhs)
+    np.testing.assert_allclose(rows_of(folded, 1)[0], expected, atol=1e-5)
+
+
+# --- batching, old rows, the report
+
+def test_batched_equals_one_by_one(planted, planted_frame):
+    frame, _ = planted_frame
+    e = planted_export(y_range=(0, 6))
+    together = fold_in(e, frame, wd=0.3)
+    for user in (10_000, 10_042, 10_099):
+        alone = fold_in(e, frame[frame.user == user], wd=0.3)
+        np.testing.assert_allclose(alone.user_factors[-1], together.user_factors[together.users.rows([user])[0]], atol=1e-6)
+    default = fold_in(e, frame)                       # default wd: pooled noise estimate; passing it back reproduces a row
+    alone = fold_in(e, frame[frame.user == 10_042], wd=default.folded.attrs['wd'])   # (the batch was warm-started:
+    np.testing.assert_allclose(alone.user_factors[-1], default.user_factors[default.users.rows([10_042])[0]], atol=1e-4)  # same optimum)
+
+
+def test_old_rows_bit_identical_and_input_untouched(planted_frame):
+    e = planted_export(y_range=(0, 6), counts=True)
+    before = {k: getattr(e, k).copy() for k in ('user_factors', 'item_factors', 'user_bias', 'item_bias', 'user_counts', 'item_counts')}
+    ids_before = e.user_ids.copy()
+    folded = fold_in(e, planted_frame[0])
+    n = e.users.n_rows
+    for k, v in before.items():
+        assert np.array_equal(getattr(e, k), v), k                                    # input export unchanged
+        assert np.array_equal(getattr(folded, k)[:len(v)], v), k                     # old rows bit for bit
+    assert np.array_equal(e.user_ids, ids_before) and len(e.user_ids) == 2000
+    assert folded.user_factors.shape == (n + 100, 8) and folded.user_factors.dtype == np.float32
+    assert (folded.user_counts[n:] == 0).all()                                      # not trained: out of later priors
+    assert np.array_equal(trained_rows(folded), trained_rows(e))
+    assert folded.user_factors is not e.user_factors and folded.item_factors is not e.item_factors
+
+
+def test_report(planted, planted_frame):
+    frame, _ = planted_frame
+    folded = fold_in(planted, frame.head(80), ids=[10_001, 20_000, 20_001])
+    rep = folded.folded
+    assert rep.columns.tolist() == ['user', 'row', 'n_ratings', 'fallback', 'updated', 'fit_rmse', 'converged']
+    assert rep.user.tolist() == [10_000, 10_001, 20_000, 20_001]
+    assert rep.n_ratings.tolist() == [40, 40, 0, 0] and rep.fallback.tolist() == [False, False, True, True]
+    assert rep.row.tolist() == [2001, 2002, 2003, 2004] and not rep.updated.any()
+    assert rep.fit_rmse[:2].notna().all() and rep.fit_rmse[2:].isna().all()
+    assert set(rep.attrs) >= {'wd', 'noise_var', 'prior_var', 'kind'}
+    p = row_prior(planted)
+    np.testing.assert_allclose(rows_of(folded, 2), np.tile(p.mean, (2, 1)), atol=1e-6)   # fallbacks: the average user
+
+
+def test_update_refits_in_place(planted, planted_frame):
+    frame, _ = planted_frame
+    first = fold_in(planted, frame)
+    with pytest.raises(FoldInError, match=r"2 user ID\(s\) are already in the model, e\.g\. \[10000, 10001\]"):
+        fold_in(first, frame[frame.user.isin([10_000, 10_001])])
+    changed = frame[frame.user == 10_000].assign(rating=lambda d: d.rating + 1)
+    again = fold_in(first, changed, update=True)
+    row = first.users.rows([10_000])[0]
+    assert len(again.user_ids) == len(first.user_ids) and again.folded.updated.all() and again.folded.row.tolist() == [row]
+    assert again.user_bias[row] > first.user_bias[row] + 0.5                         # all ratings one higher
+    others = np.arange(first.users.n_rows) != row
+    assert np.array_equal(again.user_factors[others], first.user_factors[others])
+    with pytest.raises(FoldInError, match="already in the model"):                     # trained users too
+        fold_in(planted, pd.DataFrame({'user': [5], 'item': [1], 'rating': [3.]}))
+
+
+def test_recommend_predict_save_on_folded(planted_frame, tmp_path):
+    e = planted_export(y_range=(0, 6), ids='int')
+    frame, _ = planted_frame
+    folded = fold_in(e, frame)
+    recs = recommend(folded, users=[10_000, 10_001], k=5, exclude=frame)
+    assert recs.user.tolist() == [10_000] * 5 + [10_001] * 5
+    assert not set(zip(recs.user, recs.item)) & set(zip(frame.user, frame.item))
+    pairs = frame.head(10)[['user', 'item']]
+    np.testing.assert_allclose(predict(folded, pairs), folded.score_rows(folded.users.rows(pairs.user), folded.items.rows(pairs.item)))
+    old = e.user_ids[:30]
+    pd.testing.assert_frame_equal(recommend(folded, users=old, k=10), recommend(e, users=old, k=10))
+    back = CollabExport.load(folded.save(tmp_path / 'folded.fcf'))
+    assert np.array_equal(back.user_factors, folded.user_factors) and np.array_equal(back.user_ids, folded.user_ids)
+
+
+def test_string_ids():
+    e = planted_export(n_users=300, n_items=50, ids='str', y_range=(0, 6))
+    new = pd.DataFrame({'user': ['new1'] * 5 + ['new2'] * 5, 'item': [f"i{i}" for i in range(10)], 'rating': np.linspace(1, 5, 10)})
+    folded = fold_in(e, new, ids=['new3'])
+    assert folded.user_ids[-3:].tolist() == ['new1', 'new2', 'new3'] and folded.users.kind == 'str'
+    assert len(recommend(folded, users=['new1', 'new3'], k=3)) == 6
+
+
+# --- bad input: one clear, one-line message each
+
+@pytest.fixture(scope='module')
+def small(): return planted_export(n_users=50, n_items=20, y_range=(0, 6))
+
+BASE = pd.DataFrame({'user': [900, 900, 901, 901], 'item': [1, 2, 3, 4], 'rating': [4., 3., 5., 2.]})
+
+@pytest.mark.parametrize('change,kw,match', [
+    (lambda d: d.rename(columns={'item': 'movie'}), {}, r"no column\(s\) \['item'\]; its columns are \['user', 'movie', 'rating'\]"),
+    (lambda d: d.assign(item=[1, 2, 777, 778]), {}, r"2 item ID\(s\) in the ratings are not in the model, e\.g\. \[777, 778\]"),
+    (lambda d: d.assign(rating=[1, np.nan, 3, 4.]), {}, r"1 rating\(s\) in 'rating' are NaN or infinite, for user \[900\]"),
+    (lambda d: d.assign(rating=[1, np.inf, 3, 4.]), {}, r"NaN or infinite"),
+    (lambda d: d.assign(rating=['4', 'x', '3', '2']), {}, r"rating column 'rating' is not numeric .*\['x'\]"),
+    (lambda d: d.assign(rating=[True, False, True, True]), {}, r"is not numeric"),
+    (lambda d: d.head(0), {}, r"nothing to fold in: the ratings are empty"),
+    (lambda d: pd.concat([d, d.head(1)]), {}, r"1 \(user, item\) pair\(s\) are rated more than once, e\.g\. \[\(900, 1\)\]; pass duplicates='mean'"),
+    (lambda d: d.assign(stamp=1), {}, r"cannot tell which column holds the ratings among \['rating', 'stamp'\]; pass rating_col="),
+    (lambda d: d[['user', 'item']], {}, r"ratings has no rating column"),
+    (lambda d: d, dict(rating_col='score'), r"ratings has no column 'score'"),
+    (lambda d: d.assign(user=d.user.astype(str)), {}, r"the model's user IDs are integers but the new ones are strings"),
+    (lambda d: d.assign(user=[np.nan, 1., 2., 3.]), {}, r"1 rating\(s\) have no 'user' ID"),
+    (lambda d: d.assign(user=[5, 5, 901, 901]), {}, r"1 user ID\(s\) are already in the model, e\.g\. \[5\]; pass update=True"),
+    (lambda d: d, dict(wd=0), r"wd must be a positive number"),
+    (lambda d: d, dict(max_iter=0), r"max_iter must be a positive integer"),
+    (lambda d: d, dict(max_iter=2.5), r"max_iter must be a positive integer"),
+    (lambda d: d, dict(wd='big'), r"wd must be a positive number, got 'big'"),
+    (lambda d: d, dict(kind='users'), r"kind must be 'user' or 'item'"),
+    (lambda d: d, dict(duplicates='first'), r"duplicates must be 'raise' or 'mean'"),
+    (lambda d: d.values, {}, r"ratings must be a DataFrame"),
+    (lambda d: None, {}, r"nothing to fold in: give ratings, ids, or both"),
+    (lambda d: d, dict(ids=[None]), r"ids contains missing values"),
+])
+def test_bad_input(small, change, kw, match):
+    with pytest.raises(FoldInError, match=match) as info: fold_in(small, change(BASE.copy()), **kw)
+    assert '\n' not in str(info.value) and isinstance(info.value, ValueError)
+
+
+def test_duplicates_mean_and_rating_col(small):
+    twice = pd.concat([BASE, BASE.head(1).assign(rating=2.)], ignore_index=True).assign(stamp=0)
+    checked = rating_frame(small, twice, rating_col='rating', duplicates='mean')
+    assert len(checked) == 4 and checked.rating.iloc[0] == 3.0
+    folded = fold_in(small, twice, rating_col='rating', duplicates='mean')
+    assert folded.folded.n_ratings.tolist() == [2, 2]
+
+
+def test_placeholder_is_not_an_id():
+    e = planted_export(n_users=30, n_items=10, ids='str')
+    with pytest.raises(FoldInError, match="'#na#' is fastai's placeholder"): fold_in(e, ids=['#na#'])
+
+
+def test_ratings_outside_y_range_warn(small):
+    with pytest.warns(UserWarning, match=r"1 rating\(s\) lie outside the model's y_range"):
+        fold_in(small, BASE.assign(rating=[4., 3., 5., 7.]))
+
+
+# --- the solver's pieces
+
+def test_dual_and_primal_steps_agree():
+    g = torch.Generator().manual_seed(0)
+    J = torch.randn(5, 7, 12, generator=g, dtype=torch.float64)
+    res, phi = torch.randn(5, 7, generator=g, dtype=torch.float64), torch.randn(5, 12, generator=g, dtype=torch.float64)
+    damping = torch.rand(5, generator=g, dtype=torch.float64) + 0.1
+    direct = -torch.linalg.solve(J.transpose(1, 2) @ J + damping[:, None, None] * torch.eye(12),
+                                 (J.transpose(1, 2) @ res[..., None])[..., 0] + 0.2 * phi)
+    torch.testing.assert_close(_ridge_step(J, res, phi, damping, 0.2), direct)
+
+
+def test_prior_is_the_trained_population():
+    e = planted_export(n_users=3000, counts=True)
+    p = row_prior(e)
+    rows = trained_rows(e)
+    theta = np.concatenate([e.user_factors[rows], e.user_bias[rows, None]], 1)
+    np.testing.assert_allclose(p.mean, theta.mean(0), atol=1e-7)
+    assert abs(p.var - np.cov(theta.T).diagonal().mean()) < 1e-9
+    assert p.n_rows == 3000
+
+
+# --- the neural model
+
+def nn_export(seed=0, n_users=400, n_items=60, emb=6):
+    "A random EmbeddingNN export whose user embeddings are a N(0.3, 0.5²) population"
+    torch.manual_seed(seed)
+    model = EmbeddingNN([(n_users + 1, emb), (n_items + 1, emb)], [16, 8], y_range=(0, 5.5)).eval()
+    with torch.no_grad():
+        for m in model.embeds: m.weight.normal_(0.3, 0.5)
+        for m in model.modules():
+            if isinstance(m, torch.nn.Linear): m.weight.normal_(0, 0.6)
+    classes = {'user': ['#na#'] + list(range(n_users)), 'item': ['#na#'] + list(range(n_items))}
+    return CollabExport.from_model(model, classes)
+
+
+def test_nn_fold_in_beats_the_average_user():
+    e = nn_export()
+    r = np.random.default_rng(0)
+    truth = r.normal(0.3, 0.5, (20, 6)).astype(np.float32)
+    items = np.stack([r.permutation(60) for _ in range(20)])
+    from fastcf.export import run_ops
+    x = torch.cat([torch.from_numpy(truth)[:, None, :].expand(20, 60, 6), torch.from_numpy(e.item_factors[items + 1])], -1)
+    y = run_ops(e.mlp, x.reshape(-1, 12)).reshape(20, 60).detach().numpy() + r.normal(0, 0.1, (20, 60))
+    frame = pd.DataFrame({'user': np.repeat(np.arange(20) + 1000, 60), 'item': items.ravel(), 'rating': y.ravel()})
+    seen = frame.groupby('user').head(20)
+    unseen = frame.drop(seen.index)
+    folded, average = fold_in(e, seen), fold_in(e, ids=np.arange(20) + 1000)
+    err = lambda exp, d: float(np.sqrt(np.mean((predict(exp, d) - d.rating.values) ** 2)))
+    assert err(folded, seen) < 0.6 * err(average, seen)                                 # the fit's own loss
+    assert err(folded, unseen) < 0.8 * err(average, unseen)                             # and new ratings
+    assert np.array_equal(folded.user_factors[:401], e.user_factors) and folded.folded.converged.mean() > 0.5
+    items_folded = fold_in(e, frame.rename(columns={'user': 'item', 'item': 'user'}).assign(item=lambda d: d.item + 5000), kind='item')
+    assert items_folded.item_factors.shape == (61 + 20, 6)
+
+
+# --- fastai is not needed
+
+def test_fold_in_without_fastai():
+    code = textwrap.dedent('''
+        import sys, importlib.abc
+        class _NoFastai(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path, target=None):
+                if name == 'fastai' or name.startswith('fastai.'): raise ModuleNotFoundError(f"No module named {name!r} (blocked)")
+        sys.meta_path.insert(0, _NoFastai())
+        import numpy as np, pandas as pd
+        from fastcf.models import EmbeddingDotBias
+        from fastcf.export import CollabExport
+        from fastcf.foldin import fold_in
+        m = EmbeddingDotBias.from_classes(4, {'u': ['#na#', 1, 2, 3], 'i': ['#na#', 'a', 'b']}, y_range=(0, 5))
+        e = fold_in(CollabExport.from_model(m, m.classes), pd.DataFrame({'u': [9, 9], 'i': ['a', 'b'], 'r': [4., 2.]}))
+        print(e.user_ids.tolist(), 'fastai' in sys.modules)
+    ''')
+    res = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ['[1,', '2,', '3,', '9]', 'False']
+
+
+# --- real data (slower): MovieLens-100k, n = 20, against the average user and the item-bias-only prediction
+
+def test_movielens_fold_in_beats_baselines(ml100k):
+    from fastai.torch_core import set_seed
+    from fastcf.learner import collab_learner, CollabDataLoaders
+    from fastcf.export import from_learner
+    df = ml100k[['user', 'movie', 'rating']]
+    r = np.random.default_rng(0)
+    held_users = r.choice(df.user.unique(), 94, replace=False)
+    known, held = df[~df.user.isin(held_users)], df[df.user.isin(held_users)]
+    set_seed(0, reproducible=True)
+    dls = CollabDataLoaders.from_df(known, valid_pct=0.05, bs=1024, seed=0)
+    learn = collab_learner(dls, n_factors=50, y_range=(0, 5.5))
+    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(4, 1e-2, wd=0.1)
+    exp = from_learner(learn)
+    held = held[held.movie.isin(exp.item_ids)].sample(frac=1, random_state=0)
+    held = held.assign(pos=held.groupby('user').cumcount())
+    test = held[held.pos >= 20]
+    folded = fold_in(exp, held[held.pos < 20][['user', 'movie', 'rating']])
+    average = fold_in(exp, ids=held_users)
+    p = row_prior(exp)
+    item_bias_only = sigmoid_range(torch.from_numpy(p.mean[-1] + exp.item_bias[exp.items.rows(test.movie)].astype(np.float64)), 0, 5.5).numpy()
+    err = lambda pred: float(np.sqrt(np.mean((pred - test.rating.values) ** 2)))
+    ours, avg, bias = err(predict(folded, test)), err(predict(average, test)), err(item_bias_only)
+    print(f"ML-100k n=20: fold-in {ours:.4f}, average user {avg:.4f}, item bias only {bias:.4f}")
+    assert ours < 0.97 * avg and ours < 0.95 * bias
