@@ -4,8 +4,8 @@
     python bench/bench_predict.py --cases bio,nn --repeat 5
     python bench/bench_predict.py --rss-check          # ML-25M shape: peak RSS of recommend() in a fresh process
 
-Prints one markdown table per case: median wall time, scores per second, peak RSS while the competitor ran, and the ratio
-to fastcf. Competitors run alternately (round-robin over repeats) so that load from other processes on a shared machine
+Prints one markdown table per case: median wall time (after one untimed warm-up round), scores per second, peak RSS of the
+process while the competitor ran (it includes what earlier competitors left allocated), and the ratio to fastcf. Competitors run alternately (round-robin over repeats) so that load from other processes on a shared machine
 affects them alike. Slow competitors run on a slice of users and are extrapolated linearly; their rows say so.
 """
 import argparse, os, resource, subprocess, sys, threading, time, warnings
@@ -23,13 +23,13 @@ def rss_mb() -> float:
 
 
 class PeakRSS:
-    "Peak resident memory of this process while the block runs (sampled every 2 ms)"
+    "Peak resident memory of this process while the block runs (sampled every 20 ms, so as not to steal the GIL)"
     def __enter__(self):
         self.peak, self.done = rss_mb(), False
         self.thread = threading.Thread(target=self._watch, daemon=True); self.thread.start()
         return self
     def _watch(self):
-        while not self.done: self.peak = max(self.peak, rss_mb()); time.sleep(0.002)
+        while not self.done: self.peak = max(self.peak, rss_mb()); time.sleep(0.02)
     def __exit__(self, *a): self.done = True; self.thread.join(); self.peak = max(self.peak, rss_mb())
 
 
@@ -161,6 +161,8 @@ def measure(competitors, repeat, n_scores):
     "competitors: [(name, fn, scale)] where scale multiplies a slice's time up to the full job"
     times = {name: [] for name, _, _ in competitors}
     peaks = {name: 0. for name, _, _ in competitors}
+    for name, fn, scale in competitors:               # warm-up round (imports, allocator, caches), not timed
+        if scale == 1: fn()
     for _ in range(repeat):
         for name, fn, scale in competitors:
             with PeakRSS() as p:
