@@ -6,7 +6,7 @@
 
 Prints one markdown table per case: median wall time (after one untimed warm-up round), scores per second, peak RSS of the
 process while the competitor ran (it includes what earlier competitors left allocated), and the ratio to fastcf. Competitors run alternately (round-robin over repeats) so that load from other processes on a shared machine
-affects them alike. Slow competitors run on a slice of users and are extrapolated linearly; their rows say so.
+affects them alike; the order rotates each round, so no competitor always runs right after a slow one. Slow competitors run on a slice of users and are extrapolated linearly; their rows say so.
 """
 import argparse, os, resource, subprocess, sys, threading, time, warnings
 import numpy as np, pandas as pd, torch
@@ -163,8 +163,8 @@ def measure(competitors, repeat, n_scores):
     peaks = {name: 0. for name, _, _ in competitors}
     for name, fn, scale in competitors:               # warm-up round (imports, allocator, caches), not timed
         if scale == 1: fn()
-    for _ in range(repeat):
-        for name, fn, scale in competitors:
+    for r in range(repeat):
+        for name, fn, scale in competitors[r % len(competitors):] + competitors[:r % len(competitors)]:   # rotate the order
             with PeakRSS() as p:
                 t = time.perf_counter(); fn(); dt = time.perf_counter() - t
             times[name].append(dt * scale); peaks[name] = max(peaks[name], p.peak)
