@@ -6,9 +6,10 @@
 
 Prints one markdown table per case: median wall time (after one untimed warm-up round), scores per second, peak RSS of the
 process while the competitor ran (it includes what earlier competitors left allocated), and the ratio to fastcf. Competitors run alternately (round-robin over repeats) so that load from other processes on a shared machine
-affects them alike; the order rotates each round, so no competitor always runs right after a slow one. Slow competitors run on a slice of users and are extrapolated linearly; their rows say so.
+affects them alike; the order rotates each round, so no competitor always runs right after a slow one, and a garbage collection
+before each timed call keeps one competitor's garbage (fastai's get_preds leaves plenty) out of the next one's time. Slow competitors run on a slice of users and are extrapolated linearly; their rows say so.
 """
-import argparse, os, resource, subprocess, sys, threading, time, warnings
+import argparse, gc, os, resource, subprocess, sys, threading, time, warnings
 import numpy as np, pandas as pd, torch
 
 warnings.filterwarnings('ignore')
@@ -165,6 +166,7 @@ def measure(competitors, repeat, n_scores):
         if scale == 1: fn()
     for r in range(repeat):
         for name, fn, scale in competitors[r % len(competitors):] + competitors[:r % len(competitors)]:   # rotate the order
+            gc.collect()                                   # garbage from the previous competitor is not charged to this one
             with PeakRSS() as p:
                 t = time.perf_counter(); fn(); dt = time.perf_counter() - t
             times[name].append(dt * scale); peaks[name] = max(peaks[name], p.peak)
