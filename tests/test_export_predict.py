@@ -125,3 +125,22 @@ def test_cuda_matches_cpu(kind):
     gpu = recommend(exp, k=50, exclude=seen, device='cuda')
     np.testing.assert_allclose(gpu.score.to_numpy(), cpu.score.to_numpy(), atol=1e-4)
     assert (gpu.item.to_numpy() == cpu.item.to_numpy()).mean() > 0.999
+
+
+@pytest.mark.parametrize('n_threads', [1, 2, 3])
+def test_topk_selection_matches_stable_sort(n_threads):
+    "The CPU selection (one- and two-stage, split over threads) equals a stable sort, on random shapes full of ties"
+    from fastcf.predict import _topk_numpy_threads, INVALID
+    rng = np.random.default_rng(n_threads)
+    for trial in range(150):
+        k, block = int(rng.integers(1, 12)), int(rng.choice([0, 4, 8, 32, 64]))
+        n_rows, n_cols = int(rng.integers(1, 300)), (block or 8) * int(rng.integers(4 * k, 4 * k + 30))
+        keys = rng.integers(0, int(rng.choice([3, 10, 1000, 10**6])), (n_rows, n_cols)).astype(np.float32)
+        if rng.random() < .3: keys[rng.random(keys.shape) < .5] = -np.inf           # excluded pairs
+        order = np.argsort(-keys, axis=1, kind='stable')[:, :k]
+        ref = np.take_along_axis(keys, order, 1)
+        ref[ref <= INVALID] = -np.inf
+        vals, cols = _topk_numpy_threads(keys, k, block, n_threads, min_rows=16)
+        np.testing.assert_array_equal(vals, ref, err_msg=f"trial {trial}")
+        valid = ref > -np.inf
+        np.testing.assert_array_equal(cols[valid], order[valid], err_msg=f"trial {trial}")
