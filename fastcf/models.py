@@ -40,20 +40,39 @@ class SigmoidRange(nn.Module):
 
 # %% ../nbs/00_models.ipynb #afd4fb78
 NA = '#na#'
+_ID_TYPES = (str, int, np.integer, float, np.floating)   # what an ID may be; bool is an int subclass, refused separately
 
-def _id_kind(ids:np.ndarray) -> str:
-    "'int', 'float', 'str' or 'mixed' for an array of IDs"
-    if ids.dtype.kind in 'iub': return 'int'
-    if ids.dtype.kind == 'f': return 'float'
-    if ids.dtype.kind == 'U': return 'str'
-    types = {type(o) for o in ids}
+def _is_bool_type(t) -> bool: return issubclass(t, (bool, np.bool_))
+
+def _kind_of_types(types:set) -> str:
+    "'int', 'float', 'str' or 'mixed' for a set of Python types"
     if all(issubclass(t, str) for t in types): return 'str'
-    if all(issubclass(t, (int, np.integer)) and not issubclass(t, (bool, np.bool_)) for t in types): return 'int'
+    if all(issubclass(t, (int, np.integer)) and not _is_bool_type(t) for t in types): return 'int'
     if all(issubclass(t, (float, np.floating)) for t in types): return 'float'
     return 'mixed'
 
+def _id_kind(ids:np.ndarray) -> str:
+    "'int', 'float', 'str' or 'mixed' for an array of IDs (booleans are not integers here)"
+    if ids.dtype.kind in 'iu': return 'int'
+    if ids.dtype.kind == 'f': return 'float'
+    if ids.dtype.kind == 'U': return 'str'
+    if ids.dtype.kind != 'O': return 'mixed'
+    return _kind_of_types({type(o) for o in ids})
+
+def _refuse_types(arr:np.ndarray, bad_types:set):
+    "TypeError naming the first values of `arr` whose type is in `bad_types`"
+    examples = []
+    if arr.dtype.kind != 'O': arr = arr[:1] if arr.dtype.kind == 'V' else pd.unique(arr)
+    for o in arr:
+        if type(o) in bad_types and not any(o is e or repr(o) == repr(e) for e in examples): examples.append(o)
+        if len(examples) == 5: break
+    examples = [o.item() if isinstance(o, np.generic) else o for o in examples]
+    names = sorted({t.__name__ for t in bad_types})
+    hint = " (True/False would silently be IDs 1/0)" if any(_is_bool_type(t) for t in bad_types) else ""
+    raise TypeError(f"IDs must be integers, floats or strings; got {'/'.join(names)} value(s) {examples}{hint}")
+
 def _as_id_array(ids) -> np.ndarray:
-    "IDs as a typed array: int64, float64, or object (holding `str`, or mixed values kept as they are)"
+    "IDs as a 1-D typed array: int64, float64, or object (`str`, ints beyond int64, mixed values); other types are a `TypeError`"
     if isinstance(ids, torch.Tensor): ids = ids.cpu().numpy()
     if isinstance(ids, (pd.Series, pd.Index)): arr = ids.to_numpy()
     elif isinstance(ids, np.ndarray): arr = ids.reshape(-1)
@@ -62,13 +81,48 @@ def _as_id_array(ids) -> np.ndarray:
         ids = list(ids)
         arr = np.empty(len(ids), dtype=object)   # keeps each value's own type: no silent int → str conversion
         arr[:] = ids
-    if arr.dtype.kind == 'U': return arr.astype(object)
-    if arr.dtype.kind in 'iub': return arr.astype(np.int64)
-    if arr.dtype.kind == 'f': return arr.astype(np.float64)
-    kind = _id_kind(arr)
-    if kind == 'int': return arr.astype(np.int64)
+    kind = arr.dtype.kind
+    if kind == 'U': return arr.astype(object)
+    if kind == 'i': return arr.astype(np.int64)
+    if kind == 'u':                               # uint64 beyond int64 stays exact rather than wrapping to a negative ID
+        return arr.astype(object) if len(arr) and arr.max() > np.iinfo(np.int64).max else arr.astype(np.int64)
+    if kind == 'f': return arr.astype(np.float64)
+    if kind != 'O': _refuse_types(arr, {type(arr[0])} if len(arr) else {arr.dtype.type})   # bool, complex, bytes, dates
+    types = {type(o) for o in arr}
+    bad = {t for t in types if _is_bool_type(t) or not issubclass(t, _ID_TYPES)}
+    if bad: _refuse_types(arr, bad)
+    kind = _kind_of_types(types) if types else 'str'
+    if kind == 'int':
+        try: return arr.astype(np.int64)
+        except OverflowError: return arr           # Python ints beyond int64: kept exact, so they are simply not found
     if kind == 'float': return arr.astype(np.float64)
-    return arr.astype(object)
+    return arr
+
+def _id_list(arr):
+    "`arr` checked to be a 1-D collection of IDs, as fastai's `weight` and `bias` iterate it"
+    if isinstance(arr, (np.ndarray, torch.Tensor, pd.Series, pd.Index)):
+        if arr.ndim != 1: raise ValueError(f"arr must be a 1-D list of IDs, got an array of shape {tuple(arr.shape)}")
+        return arr
+    if isinstance(arr, (str, bytes)) or not hasattr(arr, '__iter__'):
+        raise TypeError(f"arr must be a list of IDs, got the single value {arr!r}: pass [{arr!r}]")
+    return list(arr)
+
+def _as_int_ids(values:np.ndarray) -> np.ndarray:
+    "`values` for an integer vocab: integral floats become ints only if every float is integral, else a `TypeError`"
+    if values.dtype.kind == 'i': return values
+    if values.dtype.kind == 'f': floats = values
+    elif all(isinstance(o, (int, float, np.integer, np.floating)) for o in values):
+        floats = np.array([o for o in values if isinstance(o, (float, np.floating))], dtype=np.float64)
+    else: return values                            # strings among them: reported as unknown IDs of the wrong kind
+    ok = np.isfinite(floats) & (np.floor(floats) == floats)
+    if not ok.all():
+        bad = pd.unique(floats[~ok])[:5].tolist()
+        raise TypeError(f"the vocab holds integer IDs, but the values include non-integral float(s) {bad}; "
+                        f"floats are accepted only when every one is a whole number (5.0 for 5)")
+    if values.dtype.kind == 'f' and (np.abs(values) < 2**63).all(): return values.astype(np.int64)
+    res = np.array([int(o) for o in values], dtype=object)   # exact: no float rounding of large IDs
+    try: return res.astype(np.int64)
+    except OverflowError: return res
 
 # %% ../nbs/00_models.ipynb #02e191a2
 class Vocab:
@@ -80,6 +134,8 @@ class Vocab:
     ):
         self.ids, self.n_pad, self.name = _as_id_array(ids), int(n_pad), name
         self.kind = _id_kind(self.ids) if len(self.ids) else 'str'
+        if self.kind == 'int' and self.ids.dtype == object:
+            raise ValueError(f"{self._what} vocab has integer IDs beyond int64, e.g. {[o for o in self.ids if abs(o) >= 2**63][:3]}")
         self._index = None
         if len(self.index) != len(self.ids) or not self.index.is_unique:
             dup = pd.Series(self.ids)[pd.Series(self.ids).duplicated()].tolist()[:5]
@@ -109,7 +165,8 @@ class Vocab:
     def rows(self, values, unknown:str='raise') -> np.ndarray:
         "Row numbers (int64) of `values`; unknown IDs raise `KeyError` naming them, or give -1 with `unknown='mask'`"
         if unknown not in ('raise', 'mask'): raise ValueError(f"unknown must be 'raise' or 'mask', got {unknown!r}")
-        values = _as_id_array(values)
+        values = _as_id_array(values)                      # bools, Decimals, complex, None: TypeError naming them
+        if self.kind == 'int': values = _as_int_ids(values) # 5.0 is 5 only if every float is whole; 5.5 is a TypeError
         pos = self.index.get_indexer(values) if len(values) else np.zeros(0, dtype=np.int64)
         missing = pos < 0
         if missing.any() and unknown == 'raise': raise KeyError(self._unknown_message(values[missing]))
@@ -183,17 +240,17 @@ class EmbeddingDotBias(nn.Module):
         return cache[key]
 
     def _get_idx(self, arr, is_item:bool=True) -> torch.Tensor:
-        "Row numbers of the raw IDs in `arr`, on the model's device"
-        rows = self._vocab(is_item).rows(arr)
+        "Row numbers of the raw IDs in `arr` (a 1-D list, array, Series or tensor), on the model's device"
+        rows = self._vocab(is_item).rows(_id_list(arr))
         return torch.as_tensor(rows, device=self.u_weight.weight.device)
 
     def bias(self, arr, is_item:bool=True) -> torch.Tensor:
-        "Biases (CPU, detached) of the items (or users) in `arr`; the module keeps its mode and device"
+        "Biases (CPU, detached) of the IDs in `arr`, squeezed as fastai's: shape `[n]`, or `[]` for a single ID"
         layer = self.i_bias if is_item else self.u_bias
-        with torch.no_grad(): return layer(self._get_idx(arr, is_item)).squeeze(-1).detach().cpu()
+        with torch.no_grad(): return layer(self._get_idx(arr, is_item)).squeeze().detach().cpu()
 
     def weight(self, arr, is_item:bool=True) -> torch.Tensor:
-        "Factors (CPU, detached) of the items (or users) in `arr`; the module keeps its mode and device"
+        "Factors (CPU, detached) of the IDs in `arr`, shape `[n, n_factors]` as fastai's; the module keeps its mode and device"
         layer = self.i_weight if is_item else self.u_weight
         with torch.no_grad(): return layer(self._get_idx(arr, is_item)).detach().cpu()
 
