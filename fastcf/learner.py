@@ -76,7 +76,8 @@ def seen_pairs(learn:Learner):
                                          "exclude=<ratings DataFrame> or exclude_seen=False")
     idx = torch.from_numpy(np.stack([items[user].to_numpy(np.int64), items[item].to_numpy(np.int64)]))
     shape = (len(learn.dls.classes[user]), len(learn.dls.classes[item]))
-    return torch.sparse_coo_tensor(idx, torch.ones(idx.shape[1]), shape).coalesce()
+    # explicit check_invariants: validates the rows once, and torch no longer warns that the checks are off
+    return torch.sparse_coo_tensor(idx, torch.ones(idx.shape[1]), shape, check_invariants=True).coalesce()
 
 @patch
 def recommend_all(self:Learner,
