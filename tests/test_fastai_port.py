@@ -6,8 +6,8 @@ fastai's collab API in fastbook chapter 8 (`08_collab.ipynb`). Each test runs th
 Lines ported from the originals are marked `# fastai:` or `# fastbook:` (numbers such as 944 and 1665 are theirs).
 
 Differences from the originals, all to keep the module fast on two cores:
-- the trained Learners are shared by module-scoped fixtures, and use `bs=256` (the originals: 64) with the originals'
-  `fit_one_cycle(5, 5e-3, wd=0.1)`;
+- the trained Learners are shared by module-scoped fixtures, and use `bs=256` (the originals: 64) and
+  `fit_one_cycle(3, 5e-3, wd=0.1)` (the originals: 5 epochs; the neural model here: 2);
 - `45_collab` runs on fastai's ML_SAMPLE (the 100 most active users × the 100 most rated movies of a larger MovieLens);
   we build the same kind of sample from MovieLens-100k;
 - titles come from recbole's copy of `u.item` (see `ml100k_titles` in conftest.py), rebuilt in u.item's 'Title (Year)' form.
@@ -25,7 +25,7 @@ import fastcf.learner
 from fastcf.learner import collab_learner, get_emb_sz
 from fastcf.models import EmbeddingDotBias, EmbeddingNN
 
-FIT = dict(n_epoch=5, lr_max=5e-3, wd=0.1)   # the originals' fit_one_cycle(5, 5e-3, wd=0.1)
+FIT = dict(n_epoch=3, lr_max=5e-3, wd=0.1)   # the originals: fit_one_cycle(5, 5e-3, wd=0.1)
 BS = 256
 
 
@@ -161,10 +161,10 @@ def test_46_train(dot):
     ours, theirs = dot
     check_eq(type(ours.model), EmbeddingDotBias)
     check_eq(list(ours.model.state_dict()), list(theirs.model.state_dict()))
-    check_eq(len(_losses(ours)), 5 * len(ours.dls.train))
+    check_eq(len(_losses(ours)), FIT['n_epoch'] * len(ours.dls.train))
     check_close(_losses(ours), _losses(theirs), eps=1e-4)                       # every training batch
     check_close(torch.tensor(ours.recorder.values), torch.tensor(theirs.recorder.values), eps=1e-4)
-    assert ours.recorder.values[-1][1] < 0.87, ours.recorder.values            # the tutorial: 0.811 (bs=64), benchmark 0.83
+    assert ours.recorder.values[-1][1] < 0.87, ours.recorder.values            # the tutorial: 0.811 (5 epochs, bs=64); Librec's best 0.83
 
 
 def test_46_movie_bias(dot, ratings, top_movies):
@@ -287,7 +287,7 @@ def test_fastbook_nn_learner(nn_pair):
     assert '(0): Embedding(944, 74)' in repr(learn.model) and '(1): Embedding(1665, 102)' in repr(learn.model)
     check_close(_losses(ours), _losses(theirs), eps=1e-4)
     check_close(torch.tensor(ours.recorder.values), torch.tensor(theirs.recorder.values), eps=1e-4)
-    assert ours.recorder.values[-1][1] < 0.9, ours.recorder.values               # fastbook: 0.87 after 5 epochs at bs=64; here 2
+    assert ours.recorder.values[-1][1] < 0.95, ours.recorder.values              # fastbook: 0.87 after 5 epochs at bs=64; here 0.89 after 2 (predicting the mean: 1.27)
 
 
 @pytest.mark.parametrize('which', ['dot', 'nn'])
