@@ -590,18 +590,28 @@ class _Writer:
         "Rename the finished file into place (`ok`), or remove the temporary and the folders this writer created"
         try:
             if self.writer is not None: self.writer.close()
-        finally:
             if ok: os.replace(self.tmp, self.path)
-            else:
+        except BaseException: ok = False; raise
+        finally:
+            if not ok:
                 if os.path.exists(self.tmp): os.unlink(self.tmp)
                 _remove_folders(self.created)
 
 class _Terminated(BaseException):
     "Raised by the SIGTERM handler during a write, so that the temporary is removed on the way out"
 
+def _remove_own_temps(path:Path):
+    "Remove this process's temporaries for `path` (a SIGTERM may come before the writer knows its file)"
+    pattern = _temp_pattern(path)
+    for name in os.listdir(path.parent) if path.parent.is_dir() else []:
+        m = pattern.fullmatch(name)
+        if m and int(m.group(1)) == os.getpid():
+            try: os.unlink(path.parent / name)
+            except OSError: pass
+
 @contextmanager
-def _cleanup_on_sigterm(what:str):
-    "While the block runs in the main thread: SIGTERM unwinds it (cleaning up), then goes to the previous handler"
+def _cleanup_on_sigterm(path:Path):
+    "While the block writes `path` in the main thread: SIGTERM unwinds it (cleaning up), then goes to the previous handler"
     if threading.current_thread() is not threading.main_thread(): yield; return
     previous = signal.getsignal(signal.SIGTERM)
     if previous in (signal.SIG_IGN, None): yield; return      # ignored, or a handler Python did not install: leave it
@@ -610,8 +620,9 @@ def _cleanup_on_sigterm(what:str):
     try: yield
     except _Terminated:
         signal.signal(signal.SIGTERM, previous)
+        _remove_own_temps(path)
         signal.raise_signal(signal.SIGTERM)     # the default action ends the process as it would have; a handler runs now
-        raise InterruptedError(f"SIGTERM during {what}: nothing was written") from None
+        raise InterruptedError(f"SIGTERM while writing {str(path)!r}: nothing was written") from None
     finally: signal.signal(signal.SIGTERM, previous)
 
 # %% ../nbs/02_predict.ipynb #33cf765b
@@ -636,7 +647,7 @@ def recommend(
         frames = [_chunk_frame(exp, *c) for c in chunks]
         if not frames: return _empty_frame(exp)
         return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    with _cleanup_on_sigterm(f"recommend(out={str(out)!r})"):
+    with _cleanup_on_sigterm(Path(out)):
         writer, ok = _Writer(out, exp), False
         try:
             for c in chunks: writer.write(_chunk_frame(exp, *c))

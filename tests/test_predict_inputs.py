@@ -172,8 +172,14 @@ CHILD = textwrap.dedent("""
     if sys.argv[2] == 'handler':
         def bye(signum, frame): sys.exit(3)
         signal.signal(signal.SIGTERM, bye)
+    if sys.argv[2] == 'return':
+        def note(signum, frame): print('handled', flush=True)
+        signal.signal(signal.SIGTERM, note)
     print('ready', flush=True)
-    recommend(exp, k=1, out=sys.argv[1], chunk_bytes=1, progress=False)     # one user per chunk: minutes of writing
+    try: recommend(exp, k=1, out=sys.argv[1], chunk_bytes=1, progress=False)     # one user per chunk: minutes of writing
+    except InterruptedError as e:
+        print(f"{type(e).__name__}: {e}", flush=True)
+        sys.exit(4 if signal.getsignal(signal.SIGTERM) is note else 5)
     print('finished', flush=True)
 """)
 
@@ -207,6 +213,15 @@ def test_sigterm_goes_on_to_the_previous_handler(tmp_path):
     child.wait(60)
     assert child.returncode == 3                                  # the program's own handler ran (sys.exit(3))
     assert list(tmp_path.iterdir()) == []
+
+def test_sigterm_to_a_handler_that_returns_stops_the_write(tmp_path):
+    out = tmp_path / 'recs.parquet' if pq is not None else tmp_path / 'recs.csv'
+    child, _ = _start_writer(out, 'return')
+    child.send_signal(signal.SIGTERM)
+    child.wait(60)
+    said = child.stdout.read().splitlines()
+    assert said == ['handled', f"InterruptedError: SIGTERM while writing {str(out)!r}: nothing was written"]
+    assert child.returncode == 4 and list(tmp_path.iterdir()) == []      # the program's handler is back in place
 
 def test_sigkill_leaves_one_temporary_that_the_next_write_removes(tmp_path, exp):
     out = tmp_path / 'recs.csv'
