@@ -6,11 +6,13 @@ Docs: https://fastcf.github.io/fastcf/predict.html.md"""
 
 # %% ../nbs/02_predict.ipynb #96807072
 from __future__ import annotations
-import math, os, sys, tempfile, threading, time, warnings
+import math, os, re, secrets, signal, socket, sys, tempfile, threading, time, warnings
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from numbers import Integral
 from pathlib import Path
 import numpy as np, pandas as pd, torch
-from .models import Vocab, _as_id_array, EmbeddingDotBias, EmbeddingNN
+from .models import Vocab, _as_id_array, _id_kind, EmbeddingDotBias, EmbeddingNN
 from .export import CollabExport
 
 # %% auto #0
@@ -37,13 +39,33 @@ def random_export(n_users:int=100, n_items:int=50, n_factors:int=8, kind:str='do
     return CollabExport.from_model(model.eval(), classes)
 
 # %% ../nbs/02_predict.ipynb #1ecf1c3c
+_KINDS = {'int': 'integers', 'float': 'floats', 'str': 'strings', 'mixed': 'mixed values'}
+
+def _check_kind(voc:Vocab, ids:np.ndarray, what:str):
+    "A `TypeError` naming both types when `ids` (from `_as_id_array`) are strings and the vocab's IDs numbers, or the reverse"
+    if len(ids) == 0 or len(voc.ids) == 0 or (ids.dtype == object and voc.kind == 'str'): return
+    got = _id_kind(ids)
+    if {got, voc.kind} in ({'str', 'int'}, {'str', 'float'}):
+        raise TypeError(f"{what} IDs are {_KINDS[got]} such as {pd.unique(ids)[:3].tolist()}, but the export's "
+                        f"{voc.name!r} IDs are {_KINDS[voc.kind]} such as {voc.ids[:3].tolist()}: you passed "
+                        f"{_KINDS[got]}; convert them (e.g. int('5') vs 5)")
+
+def _check_k(k, what:str='k') -> int:
+    "`k` as an int; anything but a positive integer is an error naming the value"
+    if isinstance(k, (bool, np.bool_)) or not isinstance(k, Integral):
+        raise TypeError(f"{what} must be a positive integer, got {k!r} ({type(k).__name__})")
+    if k < 1: raise ValueError(f"{what} must be a positive integer (at least 1), got {k}")
+    return int(k)
+
 def _rows(voc:Vocab, values, unknown:str, what:str) -> np.ndarray:
     "Sorted unique rows of `values` (every real row if None); unknown IDs raise or are dropped with a warning"
     if unknown not in ('raise', 'drop'): raise ValueError(f"unknown must be 'raise' or 'drop', got {unknown!r}")
     if values is None: return np.arange(voc.n_pad, voc.n_rows, dtype=np.int64)
-    rows = voc.rows(values, unknown='raise' if unknown == 'raise' else 'mask')
+    ids = _as_id_array(values)
+    _check_kind(voc, ids, what)
+    rows = voc.rows(ids, unknown='raise' if unknown == 'raise' else 'mask')
     if unknown == 'drop' and (rows < 0).any():
-        bad = pd.unique(_as_id_array(values)[rows < 0])
+        bad = pd.unique(ids[rows < 0])
         warnings.warn(f"dropped {len(bad):,} unknown {what} ID(s) not in the export, e.g. {bad[:5].tolist()}")
         rows = rows[rows >= 0]
     return np.unique(rows)
@@ -65,9 +87,14 @@ def predict(
 ) -> np.ndarray:
     "Scores (in `y_range` units) of the (user, item) pairs in `df`, in row order"
     if unknown not in ('raise', 'nan'): raise ValueError(f"unknown must be 'raise' or 'nan', got {unknown!r}")
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"predict needs a pandas DataFrame with columns {[exp.user_name, exp.item_name]}, got "
+                        f"{type(df).__name__}" + (": wrap it in pd.DataFrame(...)" if isinstance(df, dict) else ""))
     _check_columns(df, [exp.user_name, exp.item_name])
     mode = 'raise' if unknown == 'raise' else 'mask'
-    u, i = exp.users.rows(df[exp.user_name], unknown=mode), exp.items.rows(df[exp.item_name], unknown=mode)
+    users, items = _as_id_array(df[exp.user_name]), _as_id_array(df[exp.item_name])
+    _check_kind(exp.users, users, f"column {exp.user_name!r}"); _check_kind(exp.items, items, f"column {exp.item_name!r}")
+    u, i = exp.users.rows(users, unknown=mode), exp.items.rows(items, unknown=mode)
     ok = (u >= 0) & (i >= 0)
     out = np.full(len(df), np.nan, dtype=np.float32)
     out[ok] = exp.score_rows(u[ok], i[ok])
@@ -312,6 +339,7 @@ def topk_rows(
     block:int=0,        # block size of the two-stage selection (0: one stage); cols must be a multiple of it
 ) -> tuple:
     "Top `k` keys per row and their columns, sorted by key descending then column ascending; invalid entries marked -inf"
+    k = _check_k(k)
     if keys.device.type != 'cpu': return _topk_torch(keys, k, block)
     vals, cols = _topk_numpy_threads(np.ascontiguousarray(keys.numpy()), k, block, torch.get_num_threads())
     return torch.from_numpy(vals), torch.from_numpy(cols)
@@ -319,11 +347,19 @@ def topk_rows(
 # %% ../nbs/02_predict.ipynb #72950a5f
 class _Exclusions:
     "Excluded (user row, item row) pairs in CSR form, applied chunk by chunk"
-    def __init__(self, exp:CollabExport, exclude):
+    def __init__(self, exp:CollabExport, exclude,
+        unknown:str='ignore',  # pairs with IDs not in the export: 'raise' a KeyError, 'drop' with a warning, or 'ignore'
+    ):
+        if unknown not in ('raise', 'drop', 'ignore'): raise ValueError(f"unknown must be 'raise' or 'drop', got {unknown!r}")
         if isinstance(exclude, pd.DataFrame):
             _check_columns(exclude, [exp.user_name, exp.item_name], 'exclude')
-            u = exp.users.rows(exclude[exp.user_name], unknown='mask')
-            i = exp.items.rows(exclude[exp.item_name], unknown='mask')
+            u, user_ids = self._rows(exp.users, exclude[exp.user_name], unknown)
+            i, item_ids = self._rows(exp.items, exclude[exp.item_name], unknown)
+            if unknown == 'drop' and ((u < 0) | (i < 0)).any():
+                bad = [f"{voc.name} IDs {pd.unique(ids[rows < 0])[:5].tolist()}" for voc, rows, ids in
+                       ((exp.users, u, user_ids), (exp.items, i, item_ids)) if (rows < 0).any()]
+                warnings.warn(f"exclude: dropped {int(((u < 0) | (i < 0)).sum()):,} pair(s) with IDs not in the export, "
+                              f"e.g. {' and '.join(bad)}")
         elif isinstance(exclude, torch.Tensor) and exclude.is_sparse:
             idx = exclude.coalesce().indices().cpu().numpy()
             u, i = idx[0], idx[1]
@@ -342,6 +378,14 @@ class _Exclusions:
         self.indptr = np.zeros(exp.users.n_rows + 1, np.int64)
         np.add.at(self.indptr, u + 1, 1)
         self.indptr = np.cumsum(self.indptr)
+
+    @staticmethod
+    def _rows(voc:Vocab, values, unknown:str) -> tuple:
+        "Rows (-1: unknown) and typed IDs of one exclude column, with the checks `users=` gets"
+        ids = _as_id_array(values)
+        _check_kind(voc, ids, f"exclude column {voc.name!r}")
+        try: return voc.rows(ids, unknown='raise' if unknown == 'raise' else 'mask'), ids
+        except KeyError as e: raise KeyError(f"exclude column {voc.name!r}: {e.args[0]} (or pass unknown='drop')") from None
 
     @staticmethod
     def _check_shape(exp, shape):
@@ -403,7 +447,7 @@ def iter_topk(
     device=None, chunk_bytes:int=256 << 20, block:int=None, progress=None,
 ):
     "Yield, per chunk of users, (user rows, item rows [C, k], scores [C, k], valid [C, k]) as numpy arrays"
-    if k < 1: raise ValueError(f"k must be at least 1, got {k}")
+    k = _check_k(k)
     device = _resolve_device(device)
     user_rows = _rows(exp.users, users, unknown, 'user')
     item_rows = _rows(exp.items, items, unknown, 'item')
@@ -412,7 +456,7 @@ def iter_topk(
     block = _pick_block(len(item_rows), k) if block is None else block
     n_cols = -(-len(item_rows) // block) * block if block else len(item_rows)
     scorer = (_DotScorer if exp.kind == 'dot' else _NNScorer)(exp, item_rows, n_cols, device)
-    excl = None if exclude is None else _Exclusions(exp, exclude)
+    excl = exclude if exclude is None or isinstance(exclude, _Exclusions) else _Exclusions(exp, exclude)   # unknown IDs ignored
     item_col = np.full(exp.items.n_rows, -1, np.int64); item_col[item_rows] = np.arange(len(item_rows))
     chunk = _chunk_size(n_cols, chunk_bytes, scorer)
     starts = range(0, len(user_rows), chunk)
@@ -447,9 +491,64 @@ def _chunk_frame(exp, rows, item_rows, scores, valid) -> pd.DataFrame:
                          exp.item_name: exp.items.ids[item_rows - exp.items.n_pad],
                          'score': scores.astype(np.float32, copy=False), 'rank': rank.astype(np.int64, copy=False)})
 
+def _empty_frame(exp) -> pd.DataFrame:
+    "No recommendations, with the columns and dtypes of `_chunk_frame`'s"
+    return _chunk_frame(exp, np.zeros(0, np.int64), np.zeros((0, 1), np.int64), np.zeros((0, 1), np.float32), np.zeros((0, 1), bool))
+
+def _arrow_schema(exp):
+    "The Parquet schema of `recommend`'s output (None for mixed-type IDs: inferred from the data)"
+    import pyarrow as pa
+    types = {'int': pa.int64(), 'float': pa.float64(), 'str': pa.string()}
+    if exp.users.kind not in types or exp.items.kind not in types: return None
+    return pa.schema([(exp.user_name, types[exp.users.kind]), (exp.item_name, types[exp.items.kind]),
+                      ('score', pa.float32()), ('rank', pa.int64())])
+
+_HOST = re.sub(r'[^A-Za-z0-9-]', '-', socket.gethostname()) or 'host'
+
+def _temp_pattern(path:Path) -> re.Pattern:
+    "Names of the writer's temporaries for `path` from this host: `.{name}.{host}.{pid}.{8 hex}.tmp`"
+    return re.compile(rf"\.{re.escape(path.name)}\.{re.escape(_HOST)}\.(\d+)\.[0-9a-f]{{8}}\.tmp")
+
+def _pid_alive(pid:int) -> bool:
+    "Whether process `pid` exists (and, unless we can tell, assume it does)"
+    if pid == os.getpid() or os.name == 'nt': return True      # on Windows os.kill would terminate it
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except OSError: return True
+    return True
+
+def _remove_stale(path:Path):
+    "Remove the temporaries a killed writer (SIGKILL) left for `path`: our own naming pattern, from a process that is gone"
+    pattern = _temp_pattern(path)
+    try: names = os.listdir(path.parent)
+    except OSError: return
+    for name in names:
+        m = pattern.fullmatch(name)
+        if m and not _pid_alive(int(m.group(1))):
+            try: os.unlink(path.parent / name)
+            except OSError: pass
+
+def _make_folders(folder:Path, path:Path) -> list:
+    "Create `folder` and its missing parents; returns the ones created, outermost first"
+    missing = []
+    while not folder.exists(): missing.append(folder); folder = folder.parent
+    created = []
+    try:
+        for d in reversed(missing): d.mkdir(exist_ok=True); created.append(d)
+    except OSError as e:
+        _remove_folders(created)
+        raise type(e)(f"cannot write out={str(path)!r}: creating folder {str(d)!r} failed: {e.strerror or e}") from None
+    return created
+
+def _remove_folders(created:list):
+    "Remove the folders in `created` (outermost first) if they are empty, innermost first"
+    for d in reversed(created):
+        try: d.rmdir()
+        except OSError: break
+
 class _Writer:
-    "Stream DataFrames to a .parquet or .csv file, atomically"
-    def __init__(self, path):
+    "Stream DataFrames to a .parquet or .csv file atomically: a hidden temporary beside it, renamed when complete"
+    def __init__(self, path, exp:CollabExport=None):
         self.path = Path(path)
         suffix = self.path.suffix.lower()
         if suffix not in ('.parquet', '.csv'): raise ValueError(f"out must end in .parquet or .csv, got {self.path.name!r}")
@@ -457,28 +556,74 @@ class _Writer:
         if suffix == '.parquet':
             try: import pyarrow, pyarrow.parquet
             except ImportError: raise ImportError("writing .parquet needs pyarrow: pip install 'fastcf[parquet]' (or write .csv)") from None
-        self.parquet, self.writer, self.n_rows = suffix == '.parquet', None, 0
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, self.tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix='.tmp')
-        os.close(fd)
+        self.parquet, self.writer, self.n_rows, self.started = suffix == '.parquet', None, 0, False
+        self.schema = _arrow_schema(exp) if self.parquet and exp is not None else None   # typed columns even with no rows
+        self.created = _make_folders(self.path.parent, self.path)
+        try:
+            _remove_stale(self.path)
+            self.tmp = self._create_temp()
+        except BaseException: _remove_folders(self.created); raise
+
+    def _create_temp(self) -> Path:
+        "A new hidden file beside `path`, created like `open()` does (mode 0666 less the umask)"
+        for _ in range(100):
+            tmp = self.path.parent / f".{self.path.name}.{_HOST}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+            try: fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            except FileExistsError: continue
+            except OSError as e:
+                raise type(e)(f"cannot write out={str(self.path)!r}: no file can be created in {str(self.path.parent)!r} "
+                              f"({e.strerror or e})") from None
+            os.close(fd)
+            return tmp
+        raise FileExistsError(f"cannot write out={str(self.path)!r}: no free temporary name in {str(self.path.parent)!r}")
 
     def write(self, df:pd.DataFrame):
         if self.parquet:
             import pyarrow as pa, pyarrow.parquet as pq
-            table = pa.Table.from_pandas(df, preserve_index=False)
+            table = pa.Table.from_pandas(df, schema=self.schema, preserve_index=False)
             if self.writer is None: self.writer = pq.ParquetWriter(self.tmp, table.schema)
             self.writer.write_table(table.cast(self.writer.schema))
-        else: df.to_csv(self.tmp, mode='a', header=self.n_rows == 0, index=False)
-        self.n_rows += len(df)
+        else: df.to_csv(self.tmp, mode='a', header=not self.started, index=False)
+        self.n_rows += len(df); self.started = True
 
     def close(self, ok:bool):
-        if self.writer is not None: self.writer.close()
-        if ok:
-            if self.parquet and self.writer is None:    # no rows at all: still a valid, empty file
-                import pyarrow as pa, pyarrow.parquet as pq
-                pq.write_table(pa.table({}), self.tmp)
-            os.replace(self.tmp, self.path)
-        elif os.path.exists(self.tmp): os.unlink(self.tmp)
+        "Rename the finished file into place (`ok`), or remove the temporary and the folders this writer created"
+        try:
+            if self.writer is not None: self.writer.close()
+            if ok: os.replace(self.tmp, self.path)
+        except BaseException: ok = False; raise
+        finally:
+            if not ok:
+                if os.path.exists(self.tmp): os.unlink(self.tmp)
+                _remove_folders(self.created)
+
+class _Terminated(BaseException):
+    "Raised by the SIGTERM handler during a write, so that the temporary is removed on the way out"
+
+def _remove_own_temps(path:Path):
+    "Remove this process's temporaries for `path` (a SIGTERM may come before the writer knows its file)"
+    pattern = _temp_pattern(path)
+    for name in os.listdir(path.parent) if path.parent.is_dir() else []:
+        m = pattern.fullmatch(name)
+        if m and int(m.group(1)) == os.getpid():
+            try: os.unlink(path.parent / name)
+            except OSError: pass
+
+@contextmanager
+def _cleanup_on_sigterm(path:Path):
+    "While the block writes `path` in the main thread: SIGTERM unwinds it (cleaning up), then goes to the previous handler"
+    if threading.current_thread() is not threading.main_thread(): yield; return
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous in (signal.SIG_IGN, None): yield; return      # ignored, or a handler Python did not install: leave it
+    def raise_terminated(signum, frame): raise _Terminated(signum)
+    signal.signal(signal.SIGTERM, raise_terminated)
+    try: yield
+    except _Terminated:
+        signal.signal(signal.SIGTERM, previous)
+        _remove_own_temps(path)
+        signal.raise_signal(signal.SIGTERM)     # the default action ends the process as it would have; a handler runs now
+        raise InterruptedError(f"SIGTERM while writing {str(path)!r}: nothing was written") from None
+    finally: signal.signal(signal.SIGTERM, previous)
 
 # %% ../nbs/02_predict.ipynb #33cf765b
 def recommend(
@@ -487,24 +632,28 @@ def recommend(
     k:int=50,              # recommendations per user
     exclude=None,          # pairs never to recommend: DataFrame with the user and item columns, or sparse matrix in row space
     items=None,            # candidate item IDs (None: every item)
-    unknown:str='raise',   # unknown IDs in users/items: 'raise' a KeyError, or 'drop' them with a warning
+    unknown:str='raise',   # unknown IDs in users/items/exclude: 'raise' a KeyError, or 'drop' them with a warning
     device=None,           # 'cpu', 'cuda', … (None: the GPU if available, else the CPU)
     progress=None,         # progress bar over chunks (None: in notebooks only; False: never)
     out=None,              # stream to this .parquet/.csv file instead of returning a DataFrame
     chunk_bytes:int=256 << 20, # memory for one chunk's scores and temporaries; bounds the peak memory
 ):
     "Top-`k` items for each user as a DataFrame [user, item, score, rank] (or the path of `out`)"
+    k = _check_k(k)
+    if unknown not in ('raise', 'drop'): raise ValueError(f"unknown must be 'raise' or 'drop', got {unknown!r}")
+    if exclude is not None: exclude = _Exclusions(exp, exclude, unknown)
     chunks = iter_topk(exp, users, k, exclude, items, unknown, device, chunk_bytes, progress=progress)
     if out is None:
         frames = [_chunk_frame(exp, *c) for c in chunks]
-        if not frames: return _chunk_frame(exp, np.zeros(0, np.int64), np.zeros((0, 1), np.int64),
-                                           np.zeros((0, 1), np.float32), np.zeros((0, 1), bool))
+        if not frames: return _empty_frame(exp)
         return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    writer, ok = _Writer(out), False
-    try:
-        for c in chunks: writer.write(_chunk_frame(exp, *c))
-        ok = True
-    finally: writer.close(ok)
+    with _cleanup_on_sigterm(Path(out)):
+        writer, ok = _Writer(out, exp), False
+        try:
+            for c in chunks: writer.write(_chunk_frame(exp, *c))
+            if not writer.started: writer.write(_empty_frame(exp))     # no rows: still the four columns
+            ok = True
+        finally: writer.close(ok)
     return writer.path
 
 # %% ../nbs/02_predict.ipynb #6af8a3c8
@@ -522,6 +671,7 @@ def score_matrix(exp:CollabExport, users=None, items=None, unknown:str='raise', 
                         columns=pd.Index(exp.items.ids_of(i), name=exp.item_name))
 
 def _similar(exp:CollabExport, which:str, the_id, k:int) -> pd.DataFrame:
+    k = _check_k(k)
     voc, fac = (exp.items, exp.item_factors) if which == 'item' else (exp.users, exp.user_factors)
     row = voc.rows([the_id])[0]
     real = torch.from_numpy(fac[voc.n_pad:])
