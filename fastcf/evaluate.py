@@ -64,7 +64,7 @@ def _check_id_kinds(first:pd.Series, second:pd.Series, col:str, names:tuple=('re
 
 def _duplicate_error(name:str, cols:list, pairs:list, count:int) -> ValueError:
     "The error for repeated (user, item) pairs, naming the first few."
-    shown = ', '.join(str(tuple(p)) for p in pairs[:3])
+    shown = ', '.join(str(tuple(v.item() if isinstance(v, np.generic) else v for v in p)) for p in pairs[:3])
     return ValueError(f"{name} has {count} repeated ({cols[0]}, {cols[1]}) pairs, e.g. {shown}: keep one row per pair "
                       f"(e.g. {name}.drop_duplicates({list(cols)!r}))")
 
