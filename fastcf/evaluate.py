@@ -139,16 +139,18 @@ def _user_stats(recs, heldout, k, relevance, user_col, item_col, rating_col, use
     held_items, item_ids = pd.factorize(heldout[item_col])
     n_users, n_items = len(user_ids), max(len(item_ids), 1)
     all_keys = held_users.astype(np.int64) * n_items + held_items
-    by_key = np.argsort(all_keys, kind='stable')
-    all_keys = all_keys[by_key]
-    repeated = np.flatnonzero(all_keys[1:] == all_keys[:-1])
+    sorted_keys = np.sort(all_keys)
+    repeated = np.flatnonzero(sorted_keys[1:] == sorted_keys[:-1])
     if len(repeated):
-        pairs = [(user_ids[key // n_items], item_ids[key % n_items]) for key in all_keys[repeated[:3]]]
-        raise _duplicate_error('heldout', [user_col, item_col], pairs, len(np.unique(all_keys[repeated])))
-    ratings = heldout[rating_col].to_numpy()[by_key] if rating_col is not None and (relevance is not None or graded) else None
+        pairs = [(user_ids[key // n_items], item_ids[key % n_items]) for key in sorted_keys[repeated[:3]]]
+        raise _duplicate_error('heldout', [user_col, item_col], pairs, len(np.unique(sorted_keys[repeated])))
+    # the relevant pairs' keys, sorted; for graded NDCG their ratings (the gains) follow them into sorted order
+    ratings = heldout[rating_col].to_numpy() if relevance is not None or graded else None
     relevant = slice(None) if relevance is None else ratings >= relevance
-    keys = all_keys[relevant]
-    gains = ratings[relevant].astype(np.float64) if graded else None
+    if graded:
+        by_key = np.argsort(all_keys[relevant])
+        keys, gains = all_keys[relevant][by_key], ratings[relevant][by_key].astype(np.float64)
+    else: keys, gains = (sorted_keys if relevance is None else np.sort(all_keys[relevant])), None
     if graded and len(gains) and gains.min() <= 0:
         raise ValueError(f"graded NDCG uses the ratings as gains, so they must be > 0; heldout has {rating_col!r} = {gains.min()!r}"
                          " (pass relevance= to count only the higher ratings)")
@@ -167,7 +169,7 @@ def _user_stats(recs, heldout, k, relevance, user_col, item_col, rating_col, use
                          "check that both frames use the same user IDs")
     ranks = _ranks(recs, user_col)
     keep = (ranks <= k) & (rec_users >= 0)
-    rec_items = recs[item_col]
+    rec_items = recs[item_col].array
     if not keep.all(): rec_users, ranks, rec_items = rec_users[keep], ranks[keep], rec_items[keep]
     # number the recommended items; a (user, item) pair listed twice in a top k would count twice, so it is an error
     rec_codes, rec_item_ids = pd.factorize(rec_items)
