@@ -152,25 +152,28 @@ def _user_stats(recs, heldout, k, relevance, user_col, item_col, rating_col, use
         keys, gains = all_keys[relevant][by_key], ratings[relevant][by_key].astype(np.float64)
     else: keys, gains = (sorted_keys if relevance is None else np.sort(all_keys[relevant])), None
     if graded and len(gains) and gains.min() <= 0:
-        raise ValueError(f"graded NDCG uses the ratings as gains, so they must be > 0; heldout has {rating_col!r} = {gains.min()!r}"
+        raise ValueError(f"graded NDCG uses the ratings as gains, so they must be > 0; heldout has {rating_col!r} = {float(gains.min())}"
                          " (pass relevance= to count only the higher ratings)")
     n_relevant = np.bincount(keys // n_items, minlength=n_users)
-    # recommended pairs within the top k, for users that have held-out items
-    rec_users = pd.Index(user_ids).get_indexer(recs[user_col])
     evaluated = n_relevant > 0
     if users == 'common':
+        rec_users = pd.Index(user_ids).get_indexer(recs[user_col])
         in_recs = np.zeros(n_users, dtype=bool); in_recs[rec_users[rec_users >= 0]] = True
         evaluated &= in_recs
     if not evaluated.any():
         raise ValueError("no user to evaluate: no held-out pair is relevant" + (f" at relevance={relevance}" if relevance is not None else "")
                          + (" among the users in recs" if users == 'common' and n_users else ""))
-    if len(recs) and n_users and not (rec_users >= 0).any():
-        raise ValueError(f"no user of recs is in heldout (e.g. {recs[user_col].iloc[0]!r} in recs, {user_ids[0]!r} in heldout): "
-                         "check that both frames use the same user IDs")
+    # recommended pairs within the top k (cut first: the lookups below then see k rows per user), for users with held-out items
     ranks = _ranks(recs, user_col)
-    keep = (ranks <= k) & (rec_users >= 0)
-    rec_items = recs[item_col].array
-    if not keep.all(): rec_users, ranks, rec_items = rec_users[keep], ranks[keep], rec_items[keep]
+    top = ranks <= k
+    rec_users, rec_items = recs[user_col].array, recs[item_col].array
+    if not top.all(): rec_users, ranks, rec_items = rec_users[top], ranks[top], rec_items[top]
+    rec_users = pd.Index(user_ids).get_indexer(rec_users)
+    known = rec_users >= 0
+    if len(known) and n_users and not known.any():
+        raise ValueError(f"no user of recs is in heldout (e.g. {_first_id(recs[user_col])} in recs, {_first_id(pd.Series(user_ids))} in heldout): "
+                         "check that both frames use the same user IDs")
+    if not known.all(): rec_users, ranks, rec_items = rec_users[known], ranks[known], rec_items[known]
     # number the recommended items; a (user, item) pair listed twice in a top k would count twice, so it is an error
     rec_codes, rec_item_ids = pd.factorize(rec_items)
     rec_pairs = np.sort(rec_users.astype(np.int64) * max(len(rec_item_ids), 1) + rec_codes)
