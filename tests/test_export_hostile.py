@@ -292,8 +292,8 @@ def test_loading_a_zip_bomb_stays_small(saved, tmp_path):
     """)
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True,
                          env={**os.environ, 'PYTHONPATH': str(ROOT)}).stdout.splitlines()
-    assert out[0].startswith('refused') and 'pad.npy' in out[0], out
     assert int(out[1]) < 64, f"loading grew the peak RSS by {out[1]} MB"
+    assert out[0].startswith('refused') and 'pad.npy' in out[0], out
 
 
 # --- item 6: messages that say what a file is
