@@ -331,15 +331,16 @@ _PICKLE_HINT = ("fastcf never unpickles a file. To turn a fastai Learner into an
 
 def _not_a_zip(path:Path, head:bytes) -> str:
     "What a file that is not a zip archive is, from its first bytes"
-    if not head: return f"{path} is empty, not a fastcf export"
-    if head.startswith(b'\x93NUMPY'): return f"{path} is a single .npy array, not a fastcf export"
+    what = f"{path} is not a readable fastcf export:"
+    if not head: return f"{what} the file is empty"
+    if head.startswith(b'\x93NUMPY'): return f"{what} it is a single .npy array"
     if head[:1] == b'\x80' and head[1:2] in (b'\x02', b'\x03', b'\x04', b'\x05'):
-        return f"{path} is a Python pickle (an old torch.save or fastai learn.export file?), not a fastcf export. {_PICKLE_HINT}"
-    if head[:2] == b'\x1f\x8b': return f"{path} is gzip-compressed, not a fastcf export (an export is a zip archive)"
+        return f"{what} it is a Python pickle (an old torch.save or fastai learn.export file?). {_PICKLE_HINT}"
+    if head[:2] == b'\x1f\x8b': return f"{what} it is gzip-compressed (an export is a zip archive)"
     try: text = b'\x00' not in head and head.decode('utf-8', errors='strict') is not None
     except UnicodeDecodeError: text = False
-    if text: return f"{path} is a text file (a CSV?), not a fastcf export: it starts {head[:40].decode(errors='replace')!r}"
-    return f"{path} is not a fastcf export: it is not a zip archive (it starts {head[:8]!r})"
+    if text: return f"{what} it is a text file (a CSV?) starting {head[:40].decode(errors='replace')!r}"
+    return f"{what} it is not a zip archive (it starts {head[:8]!r})"
 
 def _bad(path, why:str) -> ExportFormatError: return ExportFormatError(f"{path} is not a readable fastcf export: {why}")
 
@@ -458,8 +459,8 @@ def _load(cls, path:Path, file, disk_size:int) -> CollabExport:
     if len(set(names)) != len(names): raise _bad(path, "a member name occurs twice")
     if '__meta__.npy' not in names:
         if any(n == 'data.pkl' or n.endswith('/data.pkl') for n in names):
-            raise ExportFormatError(f"{path} is a PyTorch/fastai pickle (such as learn.export writes), not a fastcf export. {_PICKLE_HINT}")
-        raise ExportFormatError(f"{path} is a zip (.npz) archive but not a fastcf export: no metadata member among {_short(names)}")
+            raise _bad(path, f"it is a PyTorch/fastai pickle (such as learn.export writes). {_PICKLE_HINT}")
+        raise _bad(path, f"it is a zip (.npz) archive without fastcf metadata, holding {_short(names)}")
     if zf.getinfo('__meta__.npy').file_size > _MAX_META: raise _bad(path, f"its metadata member is over {_MAX_META:,} bytes")
     meta = json.loads(_read_member(zf, path, '__meta__', '|u1', (None,), disk_size).tobytes().decode('utf-8'))
     version = _check_meta(meta, path)

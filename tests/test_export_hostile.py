@@ -311,7 +311,7 @@ def test_text_and_pickle_files_say_what_they_are(tmp_path):
     np.save(tmp_path / 'one.npy', np.zeros(3))
     with pytest.raises(ExportFormatError, match='single .npy array'): CollabExport.load(tmp_path / 'one.npy')
     np.savez(tmp_path / 'other.npz', x=np.zeros(3))
-    with pytest.raises(ExportFormatError, match='no metadata member'): CollabExport.load(tmp_path / 'other.npz')
+    with pytest.raises(ExportFormatError, match='archive without fastcf metadata'): CollabExport.load(tmp_path / 'other.npz')
 
 
 def test_save_errors_name_the_output_path(tmp_path):
