@@ -6,7 +6,7 @@ Docs: https://fastcf.github.io/fastcf/export.html.md"""
 
 # %% ../nbs/01_export.ipynb #d0daf310
 from __future__ import annotations
-import hashlib, io, json, os, sys, tempfile, zipfile, zlib, struct
+import io, json, os, sys, tempfile, zipfile, zlib, struct
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from torch import nn
@@ -275,15 +275,22 @@ def _json_name(name):
     "Column names must survive JSON: str and int stay, anything else becomes str"
     return name if isinstance(name, (str, int)) and not isinstance(name, bool) else str(name)
 
-def _sha256(a:np.ndarray) -> str: return hashlib.sha256(np.ascontiguousarray(a).reshape(-1).view(np.uint8)).hexdigest()
-
 def _umask() -> int:
     "The process umask (reading it means setting it, so it is set straight back)"
     mask = os.umask(0o022); os.umask(mask)
     return mask
 
-def _write_atomic(path:Path, arrays:dict):
-    "Write `arrays` as an .npz to a temporary file beside `path`, with `open()`'s permissions, and rename it into place"
+def _write_npz(f, arrays:dict, metadata):
+    "Write `arrays` uncompressed, as `np.savez` does, then `metadata(crcs)` (given each member's CRC-32) as `__meta__`"
+    crcs = {}
+    with zipfile.ZipFile(f, 'w', zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for name, a in [*arrays.items(), ('__meta__', None)]:
+            if name == '__meta__': a = metadata(crcs)
+            with zf.open(f"{name}.npy", 'w', force_zip64=True) as member: np.lib.format.write_array(member, a, allow_pickle=False)
+            crcs[name] = zf.getinfo(f"{name}.npy").CRC
+
+def _write_atomic(path:Path, arrays:dict, metadata):
+    "Write the export to a temporary file beside `path`, with `open()`'s permissions, and rename it into place"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix='.tmp')
@@ -291,7 +298,7 @@ def _write_atomic(path:Path, arrays:dict):
     try:
         os.fchmod(fd, 0o666 & ~_umask())          # mkstemp's 0600 would hide the export from everyone else
         with os.fdopen(fd, 'wb') as f:
-            np.savez(f, **arrays)
+            _write_npz(f, arrays, metadata)
             f.flush(); os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException as e:
@@ -316,12 +323,13 @@ def save(self:CollabExport, path) -> Path:
             else: meta_op[k] = v
         mlp.append(meta_op)
     side = lambda voc: dict(kind=voc.kind, n_pad=voc.n_pad, n_ids=len(voc.ids))
-    meta = dict(format=FORMAT, format_version=FORMAT_VERSION, kind=self.kind,
-                user_name=_json_name(self.user_name), item_name=_json_name(self.item_name),
-                users=side(self.users), items=side(self.items), y_range=self.y_range, mlp=mlp, versions=self.versions,
-                arrays={k: dict(dtype=a.dtype.str, shape=list(a.shape), sha256=_sha256(a)) for k, a in arrays.items()})
-    arrays['__meta__'] = np.frombuffer(json.dumps(meta, allow_nan=False).encode(), dtype=np.uint8)
-    _write_atomic(path, arrays)
+    def metadata(crcs:dict) -> np.ndarray:
+        meta = dict(format=FORMAT, format_version=FORMAT_VERSION, kind=self.kind,
+                    user_name=_json_name(self.user_name), item_name=_json_name(self.item_name),
+                    users=side(self.users), items=side(self.items), y_range=self.y_range, mlp=mlp, versions=self.versions,
+                    arrays={k: dict(dtype=a.dtype.str, shape=list(a.shape), crc32=crcs[k]) for k, a in arrays.items()})
+        return np.frombuffer(json.dumps(meta, allow_nan=False).encode(), dtype=np.uint8)
+    _write_atomic(path, arrays, metadata)
     return path
 
 # %% ../nbs/01_export.ipynb #9748e024
@@ -354,7 +362,7 @@ def _header(f) -> tuple:
     if version == (2, 0): return np.lib.format.read_array_header_2_0(f)
     raise ValueError(f".npy format version {version}")
 
-def _read_member(zf:zipfile.ZipFile, path, name:str, dtype:str, shape:tuple, disk_size:int, sha256:str=None) -> np.ndarray:
+def _read_member(zf:zipfile.ZipFile, path, name:str, dtype:str, shape:tuple, disk_size:int, crc32:int=None) -> np.ndarray:
     "Array `name` of the export, its header checked against `dtype` ('U': any unicode) and `shape` (None: any) before allocating"
     try: info = zf.getinfo(f"{name}.npy")
     except KeyError: raise _bad(path, f"member {name!r} is missing") from None
@@ -375,6 +383,8 @@ def _read_member(zf:zipfile.ZipFile, path, name:str, dtype:str, shape:tuple, dis
         nbytes = got.itemsize * int(np.prod(got_shape, dtype=object))
         if f.tell() + nbytes != info.file_size:
             raise _bad(path, f"member {name!r} declares {nbytes:,} bytes of data but holds {info.file_size - f.tell():,}")
+        if crc32 is not None and info.CRC != crc32:      # zipfile checks the data against info.CRC as it reads
+            raise _bad(path, f"member {name!r} does not match the checksum in the metadata (modified, or swapped in from another file)")
         out = np.empty(got_shape, dtype=got)
         view, pos = memoryview(out.reshape(-1).view(np.uint8)), 0
         while pos < nbytes:
@@ -382,8 +392,6 @@ def _read_member(zf:zipfile.ZipFile, path, name:str, dtype:str, shape:tuple, dis
             if not chunk: raise _bad(path, f"member {name!r} is truncated")
             view[pos:pos + len(chunk)] = chunk; pos += len(chunk)
         f.read(1)                                  # at the end of a member zipfile checks its CRC
-    if sha256 is not None and _sha256(out) != sha256:
-        raise _bad(path, f"member {name!r} does not match the checksum in the metadata (modified, or swapped in from another file)")
     return out
 
 # %% ../nbs/01_export.ipynb #a7c3e101
@@ -418,10 +426,10 @@ def _check_meta(meta, path) -> int:
     if meta.get('versions') is not None and not isinstance(meta['versions'], dict): raise _bad(path, f"versions must be an object, got {_short(meta['versions'])}")
     if version >= 2:
         arrays = meta.get('arrays')
-        spec_ok = lambda s: (isinstance(s, dict) and isinstance(s.get('dtype'), str) and isinstance(s.get('sha256'), str)
+        spec_ok = lambda s: (isinstance(s, dict) and isinstance(s.get('dtype'), str) and _is_int(s.get('crc32'))
                              and isinstance(s.get('shape'), list) and all(_is_int(n) and n >= 0 for n in s['shape']))
         if not isinstance(arrays, dict) or not all(spec_ok(s) for s in arrays.values()):
-            raise _bad(path, f"arrays must map each member to {{dtype, shape, sha256}}, got {_short(arrays)}")
+            raise _bad(path, f"arrays must map each member to {{dtype, shape, crc32}}, got {_short(arrays)}")
     return version
 
 def _members(meta:dict, version:int, names:set, path) -> dict:
@@ -477,7 +485,7 @@ def _load(cls, path:Path, file, disk_size:int) -> CollabExport:
             specs[name] = (dtype, tuple(spec['shape']))
         if sum(int(np.prod(s['shape'], dtype=object)) for s in meta['arrays'].values()) > _DEFLATE_RATIO * disk_size:
             raise _bad(path, f"its metadata declares arrays far larger than the {disk_size:,}-byte file")
-    read = lambda name: _read_member(zf, path, name, *specs[name], disk_size, meta['arrays'][name]['sha256'] if version >= 2 else None)
+    read = lambda name: _read_member(zf, path, name, *specs[name], disk_size, meta['arrays'][name]['crc32'] if version >= 2 else None)
     vocabs = {}
     for side, info in (('user', meta['users']), ('item', meta['items'])):
         ids = read(f'{side}_ids')
