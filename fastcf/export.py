@@ -461,8 +461,8 @@ def _str_ids(data:np.ndarray, offsets:np.ndarray) -> list:
     raw = data.tobytes()
     return [raw[a:b].decode('utf-8', 'surrogatepass') for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist())]
 
-def _load(cls, path:Path, file, disk_size:int) -> CollabExport:
-    zf = zipfile.ZipFile(file)
+def _from_zip(cls, path:Path, zf:zipfile.ZipFile, disk_size:int) -> CollabExport:
+    "The export in the open zip archive `zf`, every member checked as it is read"
     names = zf.namelist()
     if len(set(names)) != len(names): raise _bad(path, "a member name occurs twice")
     if '__meta__.npy' not in names:
@@ -516,7 +516,8 @@ def load(cls:CollabExport, path) -> CollabExport:
         head = file.read(64)
         if not head.startswith(b'PK'): raise ExportFormatError(_not_a_zip(path, head))
         file.seek(0)
-        try: return _load(cls, path, file, os.fstat(file.fileno()).st_size)
+        try:
+            with zipfile.ZipFile(file) as zf: return _from_zip(cls, path, zf, os.fstat(file.fileno()).st_size)
         except ExportFormatError: raise
         except _UNREADABLE as e:
             raise ExportFormatError(f"{path} is not a readable fastcf export (truncated, corrupted, or another kind of file): "
