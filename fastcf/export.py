@@ -6,16 +6,16 @@ Docs: https://fastcf.github.io/fastcf/export.html.md"""
 
 # %% ../nbs/01_export.ipynb #d0daf310
 from __future__ import annotations
-import io, json, os, sys, tempfile, zipfile
+import io, json, os, sys, tempfile, zipfile, zlib, struct
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from torch import nn
+from fastcore.basics import patch, patch_to
 import fastcf
 from .models import Vocab, NA, sigmoid_range
 
 # %% auto #0
-__all__ = ['FORMAT', 'FORMAT_VERSION', 'mlp_ops', 'run_ops', 'ExportFormatError', 'CollabExport', 'from_model', 'from_learner',
-           'score_rows', 'save', 'load', 'factors', 'biases', 'plot_factors']
+__all__ = ['FORMAT', 'FORMAT_VERSION', 'mlp_ops', 'run_ops', 'ExportFormatError', 'CollabExport', 'from_learner']
 
 # %% ../nbs/01_export.ipynb #04f19e11
 _ACTIVATIONS = {nn.ReLU: 'relu', nn.Tanh: 'tanh', nn.Sigmoid: 'sigmoid', nn.GELU: 'gelu', nn.SiLU: 'silu'}
@@ -64,10 +64,47 @@ def run_ops(ops:list, x:torch.Tensor) -> torch.Tensor:
 
 # %% ../nbs/01_export.ipynb #ec3af7f8
 FORMAT = 'fastcf-collab-export'
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 class ExportFormatError(ValueError):
     "A file that is not a readable fastcf export (truncated, corrupted, foreign, or from a newer fastcf)."
+
+_OPS = {'linear': dict(weight='array', bias='array or None'), 'affine': dict(scale='array', shift='array'),
+        'relu': {}, 'leaky_relu': dict(slope='number'), 'tanh': {}, 'sigmoid': {}, 'gelu': {}, 'silu': {},
+        'sigmoid_range': dict(low='number', high='number')}
+
+def _id_repr(v) -> str: return repr(v.item() if isinstance(v, np.generic) else v)
+
+def _as_y_range(y_range):
+    "`y_range` as a (low, high) pair of floats, finite and increasing, or None"
+    if y_range is None: return None
+    try: low, high = (float(v) for v in y_range)
+    except (TypeError, ValueError): raise ValueError(f"y_range must be a (low, high) pair of numbers, got {y_range!r}") from None
+    if not (np.isfinite(low) and np.isfinite(high) and low < high):
+        raise ValueError(f"y_range must be finite and increasing (low < high), got {y_range!r}")
+    return low, high
+
+def _check_mlp(mlp:list, width:int):
+    "Every op is known, has its parameters, and the shapes chain from `width` inputs to one output"
+    if not isinstance(mlp, list) or not mlp: raise ValueError(f"an 'nn' export needs its mlp ops as a non-empty list, got {mlp!r}")
+    for j, op in enumerate(mlp):
+        kind = op.get('op') if isinstance(op, dict) else None
+        if kind not in _OPS: raise ValueError(f"mlp op {j} is {op!r}; known ops: {', '.join(_OPS)}")
+        for key, need in _OPS[kind].items():
+            v = op.get(key)
+            ok = (isinstance(v, np.ndarray) or (v is None and need == 'array or None')) if need != 'number' else \
+                 isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
+            if not ok: raise ValueError(f"mlp op {j} ({kind}) needs {key} as a finite {need}, got {type(v).__name__}")
+        shapes = {k: v.shape for k, v in op.items() if isinstance(v, np.ndarray)}
+        if kind == 'linear':
+            out = shapes['weight'][0] if len(shapes['weight']) == 2 else None
+            if out is None or shapes['weight'][1] != width or shapes.get('bias', (out,)) != (out,):
+                raise ValueError(f"mlp op {j} (linear) has weight {shapes['weight']} and bias {shapes.get('bias')}, "
+                                 f"but its input has {width} columns")
+            width = out
+        elif kind == 'affine' and not shapes['scale'] == shapes['shift'] == (width,):
+            raise ValueError(f"mlp op {j} (affine) has scale {shapes['scale']} and shift {shapes['shift']}, expected ({width},)")
+    if width != 1: raise ValueError(f"the mlp ends with {width} columns; a rating model ends with 1")
 
 class CollabExport:
     "Weights, biases, vocab and (for the NN) eval-mode MLP of a collaborative-filtering model."
@@ -87,15 +124,16 @@ class CollabExport:
         f32 = lambda a: None if a is None else np.ascontiguousarray(a, dtype=np.float32)
         self.user_factors, self.item_factors = f32(user_factors), f32(item_factors)
         self.user_bias, self.item_bias = f32(user_bias), f32(item_bias)
-        self.y_range = None if y_range is None else (float(y_range[0]), float(y_range[1]))
-        self.mlp = mlp
+        self.y_range = _as_y_range(y_range)
+        self.mlp = mlp if not isinstance(mlp, list) else [
+            {k: f32(v) if isinstance(v, np.ndarray) else v for k, v in op.items()} if isinstance(op, dict) else op for op in mlp]
         i64 = lambda a: None if a is None else np.asarray(a, dtype=np.int64)
         self.user_counts, self.item_counts = i64(user_counts), i64(item_counts)
         self.versions = versions or _versions()
         self._check()
 
     def _check(self):
-        "Shapes agree with each other and with the vocabularies"
+        "Shapes agree with each other and with the vocabularies; every weight is finite"
         for side, voc, fac, bias, cnt in [('user', self.users, self.user_factors, self.user_bias, self.user_counts),
                                           ('item', self.items, self.item_factors, self.item_bias, self.item_counts)]:
             if fac.ndim != 2 or fac.shape[0] != voc.n_rows:
@@ -106,7 +144,27 @@ class CollabExport:
         if self.kind == 'dot':
             if self.user_bias is None or self.item_bias is None: raise ValueError("a 'dot' export needs user and item biases")
             if self.user_factors.shape[1] != self.item_factors.shape[1]: raise ValueError("user and item factors differ in size")
-        elif not self.mlp: raise ValueError("an 'nn' export needs its mlp ops")
+        else: _check_mlp(self.mlp, self.user_factors.shape[1] + self.item_factors.shape[1])
+        bad = self._nonfinite()
+        if bad: raise ValueError(f"{bad}: a model with NaN or infinite weights cannot rank (such a row scores first or last "
+                                 "for everyone); retrain it, e.g. with a lower learning rate")
+
+    def _nonfinite(self) -> str:
+        "Where the first NaN or infinite weight is (side, row and ID, or MLP op), or None when all are finite"
+        for side, voc, tables in [('user', self.users, [('factors', self.user_factors), ('bias', self.user_bias)]),
+                                  ('item', self.items, [('factors', self.item_factors), ('bias', self.item_bias)])]:
+            for what, a in tables:
+                if a is None or np.isfinite(a).all(): continue
+                bad = ~np.isfinite(a)
+                row = int(np.argwhere(bad)[0][0])
+                who = f"{side} ID {_id_repr(voc.ids[row - voc.n_pad])}" if row >= voc.n_pad else "the '#na#' placeholder"
+                value = a[row] if a.ndim == 1 else a[row][bad[row]][0]
+                return f"the {side} {what} hold {int(bad.sum()):,} non-finite value(s), the first in row {row} ({who}): {value}"
+        for j, op in enumerate(self.mlp or []):
+            for k, v in op.items():
+                if isinstance(v, np.ndarray) and not np.isfinite(v).all():
+                    return f"mlp op {j} ({op['op']}) {k} holds {int((~np.isfinite(v)).sum()):,} non-finite value(s)"
+        return None
 
     @property
     def user_ids(self) -> np.ndarray: return self.users.ids
@@ -155,8 +213,8 @@ def _from_model(cls, model, classes, user=None, item=None, user_counts=None, ite
     raise TypeError(f"cannot export a {type(model).__name__}: supported are EmbeddingDotBias and EmbeddingNN (fastai's or "
                     "fastcf's) and models with the same attributes (u_weight, i_weight, u_bias, i_bias; or embeds + layers)")
 
-@classmethod
-def from_model(cls,
+@patch(cls_method=True)
+def from_model(cls:CollabExport,
     model:nn.Module,   # an EmbeddingDotBias or EmbeddingNN (or a look-alike)
     classes:dict,      # vocab per column, as `dls.classes`: {user_col: [...], item_col: [...]}
     user:str=None,     # user column (default: first key)
@@ -164,8 +222,6 @@ def from_model(cls,
 ) -> CollabExport:
     "Export a model trained outside a Learner, with its vocabularies"
     return _from_model(cls, model, classes, user, item)
-
-CollabExport.from_model = from_model
 
 # %% ../nbs/01_export.ipynb #fb4aa68b
 def _train_counts(dls, name, n_rows):
@@ -183,9 +239,10 @@ def from_learner(learn) -> CollabExport:
     counts = {k: _train_counts(dls, n, len(dls.classes[n])) for k, n in (('user_counts', user), ('item_counts', item))}
     return _from_model(CollabExport, model, dls.classes, user, item, **counts)
 
-CollabExport.from_learner = staticmethod(from_learner)
+patch_to(CollabExport, static_method=True)(from_learner)   # also `CollabExport.from_learner(learn)`
 
 # %% ../nbs/01_export.ipynb #31dda69a
+@patch
 def score_rows(self:CollabExport, user_rows, item_rows, batch_size:int=65536) -> np.ndarray:
     "Model predictions for (user row, item row) pairs, in batches; a reference implementation"
     user_rows, item_rows = np.asarray(user_rows, dtype=np.int64), np.asarray(item_rows, dtype=np.int64)
@@ -201,28 +258,61 @@ def score_rows(self:CollabExport, user_rows, item_rows, batch_size:int=65536) ->
             out[s:s+len(u)] = res.numpy()
     return out
 
-CollabExport.score_rows = score_rows
-
 # %% ../nbs/01_export.ipynb #0f809c57
-def _vocab_array(voc:Vocab, side:str) -> np.ndarray:
-    "The IDs of `voc` as a picklable-free array: int64, float64 or fixed-width unicode"
+def _id_arrays(voc:Vocab, side:str) -> dict:
+    "The IDs of `voc` as pickle-free arrays: int64 or float64, or for strings their UTF-8 bytes and the offsets between them"
     if voc.kind == 'mixed':
         kinds = sorted({type(o).__name__ for o in voc.ids})
         raise TypeError(f"cannot save the {side} vocab {voc.name!r}: it mixes types ({', '.join(kinds)}), e.g. "
                         f"{voc.ids[:3].tolist()}; convert the column to a single type (all str or all int) and retrain")
-    if voc.kind == 'str': return np.array(voc.ids.tolist(), dtype=str) if len(voc.ids) else np.zeros(0, dtype='<U1')
-    return voc.ids
+    if voc.kind != 'str': return {f'{side}_ids': np.ascontiguousarray(voc.ids, dtype=np.int64 if voc.kind == 'int' else np.float64)}
+    encoded = [s.encode('utf-8', 'surrogatepass') for s in voc.ids.tolist()]   # any str, lone surrogates included
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+    np.cumsum([len(b) for b in encoded], out=offsets[1:])
+    return {f'{side}_ids': np.frombuffer(b''.join(encoded), dtype=np.uint8), f'{side}_id_offsets': offsets}
 
 def _json_name(name):
     "Column names must survive JSON: str and int stay, anything else becomes str"
     return name if isinstance(name, (str, int)) and not isinstance(name, bool) else str(name)
 
+def _umask() -> int:
+    "The process umask (reading it means setting it, so it is set straight back)"
+    mask = os.umask(0o022); os.umask(mask)
+    return mask
+
+def _write_npz(f, arrays:dict, metadata):
+    "Write `arrays` uncompressed, as `np.savez` does, then `metadata(crcs)` (given each member's CRC-32) as `__meta__`"
+    crcs = {}
+    with zipfile.ZipFile(f, 'w', zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for name, a in [*arrays.items(), ('__meta__', None)]:
+            if name == '__meta__': a = metadata(crcs)
+            with zf.open(f"{name}.npy", 'w', force_zip64=True) as member: np.lib.format.write_array(member, a, allow_pickle=False)
+            crcs[name] = zf.getinfo(f"{name}.npy").CRC
+
+def _write_atomic(path:Path, arrays:dict, metadata):
+    "Write the export to a temporary file beside `path`, with `open()`'s permissions, and rename it into place"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix='.tmp')
+    except OSError as e: raise type(e)(f"cannot write {path}: {e.strerror or e}") from None
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())          # mkstemp's 0600 would hide the export from everyone else
+        with os.fdopen(fd, 'wb') as f:
+            _write_npz(f, arrays, metadata)
+            f.flush(); os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as e:
+        if os.path.exists(tmp): os.unlink(tmp)
+        if isinstance(e, OSError): raise type(e)(f"cannot write {path}: {e.strerror or e}") from None
+        raise
+
+@patch
 def save(self:CollabExport, path) -> Path:
     "Write the export to `path` atomically (one .npz file, no pickles); returns the path"
     path = Path(path)
     if path.is_dir(): raise IsADirectoryError(f"{path} is a directory; give a file name such as {path / 'model.fcf'}")
-    arrays = dict(user_ids=_vocab_array(self.users, 'user'), item_ids=_vocab_array(self.items, 'item'),
-                  user_factors=self.user_factors, item_factors=self.item_factors)
+    arrays = {**_id_arrays(self.users, 'user'), **_id_arrays(self.items, 'item'),
+              'user_factors': self.user_factors, 'item_factors': self.item_factors}
     for name in ('user_bias', 'item_bias', 'user_counts', 'item_counts'):
         if getattr(self, name) is not None: arrays[name] = getattr(self, name)
     mlp = []
@@ -232,66 +322,206 @@ def save(self:CollabExport, path) -> Path:
             if isinstance(v, np.ndarray): arrays[f"mlp.{j}.{k}"] = v; meta_op[k] = f"mlp.{j}.{k}"
             else: meta_op[k] = v
         mlp.append(meta_op)
-    meta = dict(format=FORMAT, format_version=FORMAT_VERSION, kind=self.kind,
-                user_name=_json_name(self.user_name), item_name=_json_name(self.item_name),
-                users=dict(kind=self.users.kind, n_pad=self.users.n_pad), items=dict(kind=self.items.kind, n_pad=self.items.n_pad),
-                y_range=self.y_range, mlp=mlp, versions=self.versions)
-    arrays['__meta__'] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            np.savez(f, **arrays)
-            f.flush(); os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp): os.unlink(tmp)
-        raise
+    side = lambda voc: dict(kind=voc.kind, n_pad=voc.n_pad, n_ids=len(voc.ids))
+    def metadata(crcs:dict) -> np.ndarray:
+        meta = dict(format=FORMAT, format_version=FORMAT_VERSION, kind=self.kind,
+                    user_name=_json_name(self.user_name), item_name=_json_name(self.item_name),
+                    users=side(self.users), items=side(self.items), y_range=self.y_range, mlp=mlp, versions=self.versions,
+                    arrays={k: dict(dtype=a.dtype.str, shape=list(a.shape), crc32=crcs[k]) for k, a in arrays.items()})
+        return np.frombuffer(json.dumps(meta, allow_nan=False).encode(), dtype=np.uint8)
+    _write_atomic(path, arrays, metadata)
     return path
 
-CollabExport.save = save
-
 # %% ../nbs/01_export.ipynb #9748e024
-def _read_arrays(path:Path) -> dict:
-    "Every array of the .npz at `path`, with clear errors for anything that is not a readable export"
-    if path.is_dir(): raise IsADirectoryError(f"{path} is a directory, not a fastcf export file")
-    if not path.exists(): raise FileNotFoundError(f"no fastcf export at {path}")
-    try:
-        with np.load(path, allow_pickle=False) as z: arrays = {k: z[k] for k in z.files}
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as e:
-        raise ExportFormatError(f"{path} is not a readable fastcf export (truncated, corrupted, or another kind of file): "
-                                f"{type(e).__name__}: {e}") from None
-    if '__meta__' not in arrays: raise ExportFormatError(f"{path} is a .npz file but not a fastcf export (no metadata entry)")
-    try: meta = json.loads(arrays.pop('__meta__').tobytes().decode())
-    except (UnicodeDecodeError, json.JSONDecodeError) as e: raise ExportFormatError(f"{path}: unreadable metadata ({e})") from None
-    if meta.get('format') != FORMAT: raise ExportFormatError(f"{path} is not a fastcf export (format {meta.get('format')!r})")
-    if meta.get('format_version', 0) > FORMAT_VERSION:
-        raise ExportFormatError(f"{path} was written in export format {meta['format_version']} by fastcf "
-                                f"{meta.get('versions', {}).get('fastcf')}; this fastcf {fastcf.__version__} reads format "
-                                f"{FORMAT_VERSION} and older: upgrade fastcf (pip install -U fastcf)")
-    return meta, arrays
+_PICKLE_HINT = ("fastcf never unpickles a file. To turn a fastai Learner into an export, in an environment where you trust "
+                "the file: `from fastai.learner import load_learner; from fastcf.export import from_learner; "
+                "from_learner(load_learner(path)).save('model.fcf')`")
 
-def _load_vocab(arr:np.ndarray, info:dict, name) -> Vocab:
-    ids = arr.astype(object) if info['kind'] == 'str' else arr
-    return Vocab(ids, n_pad=info['n_pad'], name=name)
+def _not_a_zip(path:Path, head:bytes) -> str:
+    "What a file that is not a zip archive is, from its first bytes"
+    what = f"{path} is not a readable fastcf export:"
+    if not head: return f"{what} the file is empty"
+    if head.startswith(b'\x93NUMPY'): return f"{what} it is a single .npy array"
+    if head[:1] == b'\x80' and head[1:2] in (b'\x02', b'\x03', b'\x04', b'\x05'):
+        return f"{what} it is a Python pickle (an old torch.save or fastai learn.export file?). {_PICKLE_HINT}"
+    if head[:2] == b'\x1f\x8b': return f"{what} it is gzip-compressed (an export is a zip archive)"
+    try: text = b'\x00' not in head and head.decode('utf-8', errors='strict') is not None
+    except UnicodeDecodeError: text = False
+    if text: return f"{what} it is a text file (a CSV?) starting {head[:40].decode(errors='replace')!r}"
+    return f"{what} it is not a zip archive (it starts {head[:8]!r})"
 
-@classmethod
-def load(cls, path) -> CollabExport:
-    "Read an export written by `save` (no pickles: needs numpy and torch, not fastai)"
-    path = Path(path)
-    meta, a = _read_arrays(path)
+def _bad(path, why:str) -> ExportFormatError: return ExportFormatError(f"{path} is not a readable fastcf export: {why}")
+
+_DEFLATE_RATIO = 1100       # zlib cannot compress better than about 1032:1, so a member claiming more is lying
+_MAX_META = 16 << 20        # the metadata of a 1,000-op MLP is a few hundred KB
+
+def _header(f) -> tuple:
+    "Shape, Fortran order and dtype from an .npy header (numpy's own parser, with its header-size limit)"
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0): return np.lib.format.read_array_header_1_0(f)
+    if version == (2, 0): return np.lib.format.read_array_header_2_0(f)
+    raise ValueError(f".npy format version {version}")
+
+def _read_member(zf:zipfile.ZipFile, path, name:str, dtype:str, shape:tuple, disk_size:int, crc32:int=None) -> np.ndarray:
+    "Array `name` of the export, its header checked against `dtype` ('U': any unicode) and `shape` (None: any) before allocating"
+    try: info = zf.getinfo(f"{name}.npy")
+    except KeyError: raise _bad(path, f"member {name!r} is missing") from None
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise _bad(path, f"member {name!r} uses zip compression method {info.compress_type}, not stored or deflated")
+    ratio = 1 if info.compress_type == zipfile.ZIP_STORED else _DEFLATE_RATIO
+    if info.compress_size > disk_size or info.file_size > max(info.compress_size, 64) * ratio:
+        raise _bad(path, f"member {name!r} claims {info.file_size:,} bytes from {info.compress_size:,} in a "
+                         f"{disk_size:,}-byte file (truncated or forged)")
+    with zf.open(info) as f:
+        got_shape, fortran, got = _header(f)
+        dtype_ok = (got.kind == 'U' and got.byteorder in '<=') if dtype == 'U' else got == np.dtype(dtype)
+        if (not dtype_ok or len(got_shape) != len(shape) or (fortran and len(shape) > 1)
+                or any(want is not None and want != have for want, have in zip(shape, got_shape))):
+            want = tuple('any' if s is None else s for s in shape)
+            raise _bad(path, f"member {name!r} holds {got.str} {got_shape}{' (Fortran order)' if fortran else ''}, "
+                             f"expected {dtype} {want}")
+        nbytes = got.itemsize * int(np.prod(got_shape, dtype=object))
+        if f.tell() + nbytes != info.file_size:
+            raise _bad(path, f"member {name!r} declares {nbytes:,} bytes of data but holds {info.file_size - f.tell():,}")
+        if crc32 is not None and info.CRC != crc32:      # zipfile checks the data against info.CRC as it reads
+            raise _bad(path, f"member {name!r} does not match the checksum in the metadata (modified, or swapped in from another file)")
+        out = np.empty(got_shape, dtype=got)
+        view, pos = memoryview(out.reshape(-1).view(np.uint8)), 0
+        while pos < nbytes:
+            chunk = f.read(min(nbytes - pos, 16 << 20))
+            if not chunk: raise _bad(path, f"member {name!r} is truncated")
+            view[pos:pos + len(chunk)] = chunk; pos += len(chunk)
+        f.read(1)                                  # at the end of a member zipfile checks its CRC
+    return out
+
+# %% ../nbs/01_export.ipynb #a7c3e101
+def _is_int(v) -> bool: return isinstance(v, int) and not isinstance(v, bool)
+def _short(v) -> str:
+    r = repr(v)
+    return r if len(r) <= 80 else r[:77] + '...'
+
+def _check_meta(meta, path) -> int:
+    "The metadata's structure, checked before any array is read; returns its format version"
+    if not isinstance(meta, dict): raise _bad(path, f"its metadata is a JSON {type(meta).__name__}, not an object")
+    if meta.get('format') != FORMAT: raise ExportFormatError(f"{path} is not a fastcf export (format {_short(meta.get('format'))})")
+    version = meta.get('format_version')
+    if not _is_int(version) or version < 1: raise _bad(path, f"format_version must be a positive integer, got {_short(version)}")
+    if version > FORMAT_VERSION:
+        by = meta['versions'].get('fastcf') if isinstance(meta.get('versions'), dict) else None
+        raise ExportFormatError(f"{path} was written in export format {version} by fastcf {by}; this fastcf "
+                                f"{fastcf.__version__} reads format {FORMAT_VERSION} and older: upgrade fastcf (pip install -U fastcf)")
+    if meta.get('kind') not in ('dot', 'nn'): raise _bad(path, f"kind must be 'dot' or 'nn', got {_short(meta.get('kind'))}")
+    for key in ('user_name', 'item_name'):
+        if not (isinstance(meta.get(key), str) or _is_int(meta.get(key))): raise _bad(path, f"{key} must be a string, got {_short(meta.get(key))}")
+    for side in ('users', 'items'):
+        info, keys = meta.get(side), ('n_pad', 'n_ids') if version >= 2 else ('n_pad',)
+        if not (isinstance(info, dict) and info.get('kind') in ('int', 'float', 'str') and all(_is_int(info.get(k)) and info[k] >= 0 for k in keys)):
+            raise _bad(path, f"{side} must be {{kind: 'int'|'float'|'str', {', '.join(k + ': int >= 0' for k in keys)}}}, got {_short(info)}")
+    try: _as_y_range(meta.get('y_range'))
+    except ValueError as e: raise _bad(path, str(e)) from None
+    mlp = meta.get('mlp')
+    if not isinstance(mlp, list) or not all(isinstance(op, dict) and op.get('op') in _OPS for op in mlp):
+        raise _bad(path, f"mlp must be a list of ops ({', '.join(_OPS)}), got {_short(mlp)}")
+    if meta['kind'] == 'nn' and not mlp: raise _bad(path, "an 'nn' export needs its mlp ops")
+    if meta.get('versions') is not None and not isinstance(meta['versions'], dict): raise _bad(path, f"versions must be an object, got {_short(meta['versions'])}")
+    if version >= 2:
+        arrays = meta.get('arrays')
+        spec_ok = lambda s: (isinstance(s, dict) and isinstance(s.get('dtype'), str) and _is_int(s.get('crc32'))
+                             and isinstance(s.get('shape'), list) and all(_is_int(n) and n >= 0 for n in s['shape']))
+        if not isinstance(arrays, dict) or not all(spec_ok(s) for s in arrays.values()):
+            raise _bad(path, f"arrays must map each member to {{dtype, shape, crc32}}, got {_short(arrays)}")
+    return version
+
+def _members(meta:dict, version:int, names:set, path) -> dict:
+    "Every member the export must hold: name → (dtype, shape), None where the vocab does not fix a size"
+    specs = {}
+    for side, info in (('user', meta['users']), ('item', meta['items'])):
+        n_ids = info.get('n_ids') if version >= 2 else None
+        rows = None if n_ids is None else info['n_pad'] + n_ids
+        if info['kind'] != 'str': specs[f'{side}_ids'] = ({'int': '<i8', 'float': '<f8'}[info['kind']], (n_ids,))
+        elif version == 1: specs[f'{side}_ids'] = ('U', (None,))
+        else: specs[f'{side}_ids'], specs[f'{side}_id_offsets'] = ('|u1', (None,)), ('<i8', (n_ids + 1,))
+        specs[f'{side}_factors'] = ('<f4', (rows, None))
+        if meta['kind'] == 'dot': specs[f'{side}_bias'] = ('<f4', (rows,))
+        if f'{side}_counts' in names: specs[f'{side}_counts'] = ('<i8', (rows,))
+    for j, op in enumerate(meta['mlp']):
+        for key, need in _OPS[op['op']].items():
+            if need == 'number': continue
+            ref = op.get(key)
+            if ref is None and need == 'array or None': continue
+            if ref != f"mlp.{j}.{key}": raise _bad(path, f"mlp op {j} ({op['op']}) {key} must name member 'mlp.{j}.{key}', got {_short(ref)}")
+            specs[ref] = ('<f4', (None, None) if key == 'weight' else (None,))
+    return specs
+
+# %% ../nbs/01_export.ipynb #a7c3e102
+def _str_ids(data:np.ndarray, offsets:np.ndarray) -> list:
+    "String IDs from their UTF-8 bytes and offsets"
+    if offsets[0] != 0 or offsets[-1] != len(data) or (np.diff(offsets) < 0).any():
+        raise ValueError(f"the ID offsets do not cover the {len(data):,} ID bytes in order")
+    raw = data.tobytes()
+    return [raw[a:b].decode('utf-8', 'surrogatepass') for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist())]
+
+def _from_zip(cls, path:Path, zf:zipfile.ZipFile, disk_size:int) -> CollabExport:
+    "The export in the open zip archive `zf`, every member checked as it is read"
+    names = zf.namelist()
+    if len(set(names)) != len(names): raise _bad(path, "a member name occurs twice")
+    if '__meta__.npy' not in names:
+        if any(n == 'data.pkl' or n.endswith('/data.pkl') for n in names):
+            raise _bad(path, f"it is a PyTorch/fastai pickle (such as learn.export writes). {_PICKLE_HINT}")
+        raise _bad(path, f"it is a zip (.npz) archive without fastcf metadata, holding {_short(names)}")
+    if zf.getinfo('__meta__.npy').file_size > _MAX_META: raise _bad(path, f"its metadata member is over {_MAX_META:,} bytes")
+    meta = json.loads(_read_member(zf, path, '__meta__', '|u1', (None,), disk_size).tobytes().decode('utf-8'))
+    version = _check_meta(meta, path)
+    stems = {n[:-4] for n in names if n.endswith('.npy')} - {'__meta__'}
+    specs = _members(meta, version, stems if version == 1 else set(meta['arrays']), path)
+    unexpected = sorted(set(names) - {f"{n}.npy" for n in specs} - {'__meta__.npy'})
+    if unexpected: raise _bad(path, f"it holds member(s) the format does not define: {_short(unexpected)}")
+    if version >= 2:
+        if set(meta['arrays']) != set(specs): raise _bad(path, f"the metadata lists arrays {sorted(meta['arrays'])}, expected {sorted(specs)}")
+        for name, (dtype, shape) in specs.items():
+            spec = meta['arrays'][name]
+            if spec['dtype'] != dtype or len(spec['shape']) != len(shape) or any(s is not None and s != n for s, n in zip(shape, spec['shape'])):
+                raise _bad(path, f"the metadata says {name!r} is {spec['dtype']} {tuple(spec['shape'])}, expected {dtype} {shape}")
+            specs[name] = (dtype, tuple(spec['shape']))
+        if sum(int(np.prod(s['shape'], dtype=object)) for s in meta['arrays'].values()) > _DEFLATE_RATIO * disk_size:
+            raise _bad(path, f"its metadata declares arrays far larger than the {disk_size:,}-byte file")
+    read = lambda name: _read_member(zf, path, name, *specs[name], disk_size, meta['arrays'][name]['crc32'] if version >= 2 else None)
+    vocabs = {}
+    for side, info in (('user', meta['users']), ('item', meta['items'])):
+        ids = read(f'{side}_ids')
+        if info['kind'] == 'str': ids = _str_ids(ids, read(f'{side}_id_offsets')) if version >= 2 else ids.astype(object)
+        vocabs[side] = Vocab(ids, n_pad=info['n_pad'], name=meta[f'{side}_name'])
+        rows = vocabs[side].n_rows
+        for name in (f'{side}_factors', f'{side}_bias', f'{side}_counts'):    # version 1: sizes follow from the IDs
+            if name in specs: specs[name] = (specs[name][0], (rows,) + specs[name][1][1:])
+    a = {name: read(name) for name in specs if not name.endswith('_ids') and not name.endswith('_id_offsets')}
+    mlp = [{k: (a[v] if isinstance(v, str) and v.startswith('mlp.') else v) for k, v in op.items()} for op in meta['mlp']] or None
     try:
-        mlp = [{k: (a[v] if isinstance(v, str) and v.startswith('mlp.') else v) for k, v in op.items()} for op in meta['mlp']] or None
-        return cls(meta['kind'], meta['user_name'], meta['item_name'],
-                   _load_vocab(a['user_ids'], meta['users'], meta['user_name']),
-                   _load_vocab(a['item_ids'], meta['items'], meta['item_name']),
+        return cls(meta['kind'], meta['user_name'], meta['item_name'], vocabs['user'], vocabs['item'],
                    a['user_factors'], a['item_factors'], a.get('user_bias'), a.get('item_bias'),
                    y_range=meta['y_range'], mlp=mlp, user_counts=a.get('user_counts'), item_counts=a.get('item_counts'),
                    versions=meta.get('versions'))
-    except (KeyError, ValueError, TypeError) as e:
-        raise ExportFormatError(f"{path} is an inconsistent fastcf export: {type(e).__name__}: {e}") from None
+    except (ValueError, TypeError) as e: raise _bad(path, str(e)) from None
 
-CollabExport.load = load
+_UNREADABLE = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, NotImplementedError, EOFError, OSError, ValueError,
+               TypeError, KeyError, IndexError, AttributeError, struct.error, RuntimeError, OverflowError, RecursionError)
+
+@patch(cls_method=True)
+def load(cls:CollabExport, path) -> CollabExport:
+    "Read an export written by `save` (no pickles: needs numpy and torch, not fastai)"
+    path = Path(path)
+    if path.is_dir(): raise IsADirectoryError(f"{path} is a directory, not a fastcf export file")
+    if not path.exists(): raise FileNotFoundError(f"no fastcf export at {path}")
+    with open(path, 'rb') as file:
+        head = file.read(64)
+        if not head.startswith(b'PK'): raise ExportFormatError(_not_a_zip(path, head))
+        file.seek(0)
+        try:
+            with zipfile.ZipFile(file) as zf: return _from_zip(cls, path, zf, os.fstat(file.fileno()).st_size)
+        except ExportFormatError: raise
+        except _UNREADABLE as e:
+            raise ExportFormatError(f"{path} is not a readable fastcf export (truncated, corrupted, or another kind of file): "
+                                    f"{type(e).__name__}: {e}") from None
 
 # %% ../nbs/01_export.ipynb #bccbfd52
 def _side(self, which):
@@ -299,20 +529,21 @@ def _side(self, which):
     return (self.users, self.user_factors, self.user_bias, self.user_name, self.user_counts) if which == 'user' else \
            (self.items, self.item_factors, self.item_bias, self.item_name, self.item_counts)
 
+@patch
 def factors(self:CollabExport, which:str='item') -> pd.DataFrame:
     "Factors (the NN's embeddings) of every user or item, indexed by raw ID"
     voc, fac, _, name, _ = _side(self, which)
     return pd.DataFrame(fac[voc.n_pad:], index=pd.Index(voc.ids, name=name))
 
+@patch
 def biases(self:CollabExport, which:str='item') -> pd.Series:
     "Bias of every user or item, indexed by raw ID (dot model only)"
     voc, _, bias, name, _ = _side(self, which)
     if bias is None: raise ValueError("the neural model has no per-user or per-item bias; biases() needs a 'dot' export")
     return pd.Series(bias[voc.n_pad:], index=pd.Index(voc.ids, name=name), name='bias')
 
-CollabExport.factors, CollabExport.biases = factors, biases
-
 # %% ../nbs/01_export.ipynb #5e6a1b5a
+@patch
 def plot_factors(self:CollabExport,
     which:str='item',   # 'item' or 'user'
     ids=None,           # IDs to draw (default: the `n` with most training interactions, else the largest |bias|)
@@ -340,5 +571,3 @@ def plot_factors(self:CollabExport,
         ax.text(coords[p, 0], coords[p, 1], str(label), fontsize=9)
     ax.set_xlabel('PC 1'); ax.set_ylabel('PC 2')
     return ax
-
-CollabExport.plot_factors = plot_factors

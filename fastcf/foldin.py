@@ -57,6 +57,9 @@ def rating_frame(
     values = ratings[col]
     if values.dtype.kind not in 'iuf':
         bad = values[pd.to_numeric(values, errors='coerce').isna() & values.notna()] if values.dtype.kind == 'O' else values
+        if not len(bad):                                # every value parses: numbers stored as text
+            raise FoldInError(f"rating column {col!r} holds numbers stored as text (dtype {values.dtype}), e.g. "
+                              f"{_examples(values.dropna(), 3)}; convert it first: ratings[{col!r}] = pd.to_numeric(ratings[{col!r}])")
         raise FoldInError(f"rating column {col!r} is not numeric (dtype {values.dtype}), e.g. {_examples(bad, 3)}")
     y = values.to_numpy(np.float64)
     for name in (own, other):
@@ -314,6 +317,8 @@ def fold_in(
 ) -> CollabExport:
     "A new export with rows for the users (or items) in `ratings` and `ids`, fitted with every other row held fixed"
     own, _ = _side_names(exp, kind)
+    broken = exp._nonfinite()                                 # an export changed in place after it was built
+    if broken: raise FoldInError(f"cannot fold into a model with non-finite weights: {broken}")
     number = lambda v, kinds: isinstance(v, kinds) and not isinstance(v, (bool, np.bool_))
     if wd is not None and not (number(wd, (int, float, np.number)) and np.isfinite(wd) and wd > 0):
         raise FoldInError(f"wd must be a positive number, got {wd!r}")
@@ -345,6 +350,11 @@ def fold_in(
         phi, stats, wd, noise = _fit(side, owner, frame['other_row'].to_numpy(np.int64), frame['rating'].to_numpy(np.float64),
                                      len(new_ids), prior, wd, max_iter)
     theta = prior.mean + phi.numpy() @ prior.chol.T            # rows without ratings keep φ = 0: the average row
+    with np.errstate(over='ignore'): overflow = ~np.isfinite(theta.astype(np.float32)).all(1)
+    if overflow.any():
+        raise FoldInError(f"fold-in gives non-finite weights for {int(overflow.sum()):,} {own}(s), e.g. {_examples(new_ids[overflow], 3)}: "
+                          f"their ratings (from {frame['rating'].min():.3g} to {frame['rating'].max():.3g}) are far outside the "
+                          "model's scale; check the rating column")
     grow = lambda a: None if a is None else np.concatenate([a, np.zeros((n_new,) + a.shape[1:], a.dtype)])
     new_fac, new_bias, new_counts = grow(fac), grow(bias), grow(counts)
     new_fac[rows] = theta[:, :fac.shape[1]]

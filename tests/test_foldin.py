@@ -195,6 +195,7 @@ BASE = pd.DataFrame({'user': [900, 900, 901, 901], 'item': [1, 2, 3, 4], 'rating
     (lambda d: d.assign(rating=[1, np.inf, 3, 4.]), {}, r"NaN or infinite"),
     (lambda d: d.assign(rating=['4', 'x', '3', '2']), {}, r"rating column 'rating' is not numeric .*\['x'\]"),
     (lambda d: d.assign(rating=[True, False, True, True]), {}, r"is not numeric"),
+    (lambda d: d.assign(rating=['4', '3.5', '5', '2']), {}, r"'rating' holds numbers stored as text .*e\.g\. \['4', '3\.5', '5'\]; convert it first"),
     (lambda d: d.head(0), {}, r"nothing to fold in: the ratings are empty"),
     (lambda d: pd.concat([d, d.head(1)]), {}, r"1 \(user, item\) pair\(s\) are rated more than once, e\.g\. \[\(900, 1\)\]; pass duplicates='mean'"),
     (lambda d: d.assign(stamp=1), {}, r"cannot tell which column holds the ratings among \['rating', 'stamp'\]; pass rating_col="),
@@ -216,6 +217,26 @@ BASE = pd.DataFrame({'user': [900, 900, 901, 901], 'item': [1, 2, 3, 4], 'rating
 def test_bad_input(small, change, kw, match):
     with pytest.raises(FoldInError, match=match) as info: fold_in(small, change(BASE.copy()), **kw)
     assert '\n' not in str(info.value) and isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize('wd', [1., None])
+def test_fold_in_never_writes_non_finite_rows(wd):
+    "Ratings far beyond float32 would give infinite (wd fixed) or NaN (wd estimated) factors: refused, naming the users"
+    e = planted_export(n_users=200, n_items=50)
+    frame, _ = planted_users(e, n_new=5, per_user=10)
+    with pytest.raises(FoldInError, match=r"non-finite weights for 5 user\(s\), e\.g\. \[10000, 10001, 10002\]"):
+        fold_in(e, frame.assign(rating=frame.rating * 1e200), wd=wd)
+
+
+@pytest.mark.parametrize('kind', ['user', 'item'])
+def test_fold_in_refuses_a_model_with_non_finite_weights(kind):
+    "An export whose tables were changed in place after it was built (the constructor refuses NaN itself)"
+    e = planted_export(n_users=200, n_items=50)
+    frame, _ = planted_users(e, n_new=5, per_user=10)
+    e.item_factors[3, 0] = np.nan
+    new_items = frame.rename(columns={'user': 'item', 'item': 'user'}).assign(user=frame.item % 200)
+    with pytest.raises(FoldInError, match=r"non-finite weights: the item factors .* row 3 \(item ID 2\): nan"):
+        fold_in(e, frame if kind == 'user' else new_items, kind=kind)
 
 
 def test_duplicates_mean_and_rating_col(small):
