@@ -170,7 +170,7 @@ def test_fit_too_few_ratings(tmp_path):
     (tmp_path / 'bad.csv').write_text('u,i,r\n1,a,4\n2,b,x\n')       # content errors still come first
     assert_usage_error(fit(tmp_path / 'bad.csv'), "non-numeric value 'x'")
     assert not (tmp_path / 'm.fcf').exists()
-    rows = ''.join(f'{u},{i},{(u * i) % 5 + 1}\n' for u in range(5) for i in 'abcd')
+    rows = ''.join(f'{u},{item},{(u * n) % 5 + 1}\n' for u in range(5) for n, item in enumerate('abcd'))
     (tmp_path / 'twenty.csv').write_text('u,i,r\n' + rows)         # 16 to train on: fails at --bs 64, fits at --bs 8
     assert_usage_error(fit(tmp_path / 'twenty.csv'), 'has 20 rating(s)')
     res = fit(tmp_path / 'twenty.csv', '--bs', 8, '--epochs', 1)
