@@ -96,12 +96,13 @@ def number(kind:type=float, # `int` or `float`
            below=None,      # values must be less than this
           ):
     "An argparse `type`: parse a finite `kind` within the bounds, or raise an error naming the value and the bounds"
-    bounds = [f"{op} {b:g}" for op, b in (('>=', at_least), ('>', above), ('<', below)) if b is not None]
+    bounds = [f"{op} {b:,}" if isinstance(b, int) else f"{op} {b:g}"
+              for op, b in (('>=', at_least), ('>', above), ('<', below)) if b is not None]
     wanted = ('a whole number' if kind is int else 'a finite number') + (' ' + ' and '.join(bounds) if bounds else '')
     def parse(text:str):
         try: value = kind(text)
         except ValueError: raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}") from None
-        if not np.isfinite(value) or (at_least is not None and value < at_least) or (above is not None and value <= above) \
+        if (kind is float and not np.isfinite(value)) or (at_least is not None and value < at_least) or (above is not None and value <= above) \
            or (below is not None and value >= below): raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}")
         return value
     return parse
@@ -444,14 +445,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest='command', metavar='COMMAND')
     fmt = argparse.RawDescriptionHelpFormatter
     whole, positive, at_least_0 = number(int, at_least=1), number(above=0), number(at_least=0)
-    seed = number(int, at_least=0, below=2**32)
+    seed, batch = number(int, at_least=0, below=2**32), number(int, at_least=1, below=2**31)
     d = sub.add_parser('demo', help='the whole flow on built-in bio-shaped data', epilog=_epilog('demo'), formatter_class=fmt)
     d.add_argument('--small', action='store_true', help='3,000 × 200 instead of 45,854 × 488')
     d.add_argument('--nn', action='store_true', help='EmbeddingNN instead of EmbeddingDotBias')
     d.add_argument('--epochs', type=whole, default=4)
     d.add_argument('--lr', type=positive, help='max learning rate (default 1e-2 with --small, else 3e-2)')
     d.add_argument('--wd', type=at_least_0, default=0.1); d.add_argument('--n-factors', type=whole, default=50)
-    d.add_argument('--bs', type=whole, help='batch size (default 256 with --small, else 4096)'); d.add_argument('--seed', type=seed, default=42)
+    d.add_argument('--bs', type=batch, help='batch size (default 256 with --small, else 4096)'); d.add_argument('--seed', type=seed, default=42)
     d.add_argument('--relevance', type=number(), default=7.0, help='held-out activity that counts as a hit (default 7)')
     d.add_argument('--compare-fastai', action='store_true', help="also train fastai's own model and compare the losses")
     d.add_argument('--out', default='fastcf-demo', help='folder for model.fcf and the recommendations (default fastcf-demo)')
@@ -465,7 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument('--layers', type=layer_sizes, help='NN hidden sizes, e.g. 100,50')
     f.add_argument('--y-range', type=y_range_text, help="LO,HI of the sigmoid output, 'none' for no sigmoid (default: data range ±10%%)")
     f.add_argument('--valid-pct', type=number(above=0, below=1), default=0.2); f.add_argument('--seed', type=seed, default=42)
-    f.add_argument('--bs', type=whole, default=64, help='batch size (default 64, as fastai)')
+    f.add_argument('--bs', type=batch, default=64, help='batch size (default 64, as fastai)')
     f.add_argument('--out', required=True, help='export file to write, e.g. model.fcf')
     f.set_defaults(func=cmd_fit, check=check_fit)
     r = sub.add_parser('recommend', help='top-K items per user from an export (no fastai needed)', epilog=_epilog('recommend'), formatter_class=fmt)

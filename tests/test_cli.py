@@ -120,7 +120,7 @@ def test_demo_small(tmp_path):
 
 @pytest.mark.parametrize('extra, expected', [
     (('--epochs', 0), "argument --epochs: must be a whole number >= 1, got '0'"),
-    (('--bs', 0), "argument --bs: must be a whole number >= 1, got '0'"),
+    (('--bs', 0), "argument --bs: must be a whole number >= 1 and < 2,147,483,648, got '0'"),
     (('--n-factors', 0), "argument --n-factors: must be a whole number >= 1, got '0'"),
     (('--lr', 'nan'), "argument --lr: must be a finite number > 0, got 'nan'"),
     (('--wd', 'inf'), "argument --wd: must be a finite number >= 0, got 'inf'"),
@@ -141,7 +141,7 @@ def test_fit_bad_numbers(tmp_path, extra, expected):
     (('evaluate', 'recs.csv', 'held.csv', '--k', 0), "argument --k: must be a whole number >= 1, got '0'"),
     (('evaluate', 'recs.csv', 'held.csv', '--relevance', 'nan'), "argument --relevance: must be a finite number, got 'nan'"),
     (('evaluate', 'recs.csv', 'held.csv', '--catalogue', -2), "argument --catalogue: must be a whole number >= 1, got '-2'"),
-    (('demo', '--bs', 0), "argument --bs: must be a whole number >= 1, got '0'"),
+    (('demo', '--bs', 0), "argument --bs: must be a whole number >= 1 and < 2,147,483,648, got '0'"),
     (('demo', '--lr', 'inf'), "argument --lr: must be a finite number > 0, got 'inf'"),
     (('demo', '--relevance=-inf'), "argument --relevance: must be a finite number, got '-inf'"),
 ])
