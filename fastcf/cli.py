@@ -12,7 +12,8 @@ import numpy as np, pandas as pd
 import fastcf
 
 # %% auto #0
-__all__ = ['EXAMPLES', 'UsageError', 'parse_ids', 'read_table', 'train', 'cmd_fit', 'cmd_recommend', 'cmd_evaluate', 'cmd_info',
+__all__ = ['EXAMPLES', 'UsageError', 'parse_ids', 'read_table', 'number', 'layer_sizes', 'y_range_text', 'device_name',
+           'min_ratings', 'check_fit', 'train', 'cmd_fit', 'cmd_recommend', 'same_id_kind', 'cmd_evaluate', 'cmd_info',
            'cmd_demo', 'build_parser', 'main']
 
 # %% ../nbs/05_cli.ipynb #ace63675
@@ -88,6 +89,78 @@ def read_table(
                              f"e.g. {tuple(first)}; keep one rating per pair")
     return df
 
+# %% ../nbs/05_cli.ipynb #4639d971
+def number(kind:type=float, # `int` or `float`
+           at_least=None,   # smallest allowed value
+           above=None,      # values must be greater than this
+           below=None,      # values must be less than this
+          ):
+    "An argparse `type`: parse a finite `kind` within the bounds, or raise an error naming the value and the bounds"
+    bounds = [f"{op} {b:,}" if isinstance(b, int) else f"{op} {b:g}"
+              for op, b in (('>=', at_least), ('>', above), ('<', below)) if b is not None]
+    wanted = ('a whole number' if kind is int else 'a finite number') + (' ' + ' and '.join(bounds) if bounds else '')
+    def parse(text:str):
+        try: value = kind(text)
+        except ValueError: raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}") from None
+        if (kind is float and not np.isfinite(value)) or (at_least is not None and value < at_least) or (above is not None and value <= above) \
+           or (below is not None and value >= below): raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}")
+        return value
+    return parse
+
+def layer_sizes(text:str) -> str:
+    "An argparse `type` for `--layers`: comma-separated whole numbers >= 1 (the text is returned unchanged)"
+    if not all(re.fullmatch(r'[1-9][0-9]*', p.strip()) for p in text.split(',')):
+        raise argparse.ArgumentTypeError(f"must be comma-separated sizes >= 1 such as 100,50, got {text!r}")
+    return text
+
+def y_range_text(text:str) -> str:
+    "An argparse `type` for `--y-range`: 'LO,HI' with finite LO < HI, or 'none' (the text is returned unchanged)"
+    if text.lower() == 'none': return text
+    try: lo, hi = (float(v) for v in text.split(','))
+    except ValueError: raise argparse.ArgumentTypeError(f"must be LO,HI (e.g. 0,5.5) or none, got {text!r}") from None
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi): raise argparse.ArgumentTypeError(f"needs finite LO < HI, got {text!r}")
+    return text
+
+def device_name(text:str) -> str:
+    "An argparse `type` for `--device`: 'cpu', 'cuda' or 'cuda:N', and the GPU must exist"
+    if not re.fullmatch(r'cpu|cuda(:[0-9]+)?', text): raise argparse.ArgumentTypeError(f"must be cpu, cuda or cuda:N, got {text!r}")
+    if text == 'cpu': return text
+    import torch
+    if not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError(f"{text!r} asked for, but torch sees no CUDA GPU on this machine; use --device cpu")
+    n, index = torch.cuda.device_count(), int(text.partition(':')[2] or 0)
+    if index >= n: raise argparse.ArgumentTypeError(f"{text!r} asked for, but this machine has {n} GPU(s): cuda:0 to cuda:{n - 1}")
+    return text
+
+# %% ../nbs/05_cli.ipynb #03a3919f
+def min_ratings(bs:int, valid_pct:float) -> int:
+    "Fewest ratings that fastai's random split turns into one full training batch of `bs` and at least one validation rating"
+    n = max(1, int(bs / (1 - valid_pct)) - 2, int(1 / valid_pct) - 2)
+    while n - int(valid_pct * n) < bs or int(valid_pct * n) < 1: n += 1    # as fastai's RandomSplitter: int(valid_pct * n) validate
+    return n
+
+def _count_rows(path, limit:int):
+    "Data rows in a .csv or .parquet file, counting at most `limit`; None if it cannot be read (`read_table` reports that)"
+    path = Path(path)
+    try:
+        if path.suffix.lower() == '.parquet':
+            import pyarrow.parquet as pq
+            return pq.ParquetFile(path).metadata.num_rows
+        with open(path, errors='replace') as fh: first = fh.readline()
+        return len(pd.read_csv(path, sep=_delimiter(first), dtype=str, nrows=limit))
+    except Exception: return None
+
+def check_fit(args):
+    "Checks of `fastcf fit` across options and data, before any training"
+    if args.layers and not args.nn: raise UsageError(f"--layers {args.layers} sets the hidden sizes of --nn models; add --nn or leave it out")
+    need = min_ratings(args.bs, args.valid_pct)
+    n = _count_rows(args.ratings, need)
+    if n is None or n >= need: return
+    df = read_table(args.ratings, [args.user, args.item, args.rating], ids={args.user: None, args.item: None},
+                    numeric=[args.rating], unique=[args.user, args.item], what='ratings file')   # content errors first
+    raise UsageError(f"ratings file {str(args.ratings)!r} has {len(df):,} rating(s), too few for --bs {args.bs} and --valid-pct "
+                     f"{args.valid_pct:g}: fit needs at least {need:,} (one full training batch plus validation); lower --bs or add ratings")
+
 # %% ../nbs/05_cli.ipynb #dfeb0a73
 def _y_range(text, ratings):
     "`--y-range`: 'LO,HI', 'none', or None for the data's range widened by 10% on each side"
@@ -154,10 +227,17 @@ def _read_ids_file(path, column, vocab, what):
         return read_table(path, [column], ids={column: vocab}, what=f'{what} file')[column]
     return parse_ids(pd.Series(lines, name=column), vocab)
 
+def _check_some_known(ids, vocab, what, option, path):
+    "With `--unknown drop`: a `UsageError` if not one of `ids` is in the model, since nothing would be recommended"
+    if ids is None or (vocab.rows(ids, unknown='mask') >= 0).any(): return
+    ids = pd.unique(np.asarray(ids, dtype=object))
+    raise UsageError(f"none of the {len(ids):,} {what} IDs in {option} {str(path)!r} is in the model (e.g. {ids[:3].tolist()}), "
+                     f"so there is nothing to recommend; no file written")
+
 def cmd_recommend(args):
     "fastcf recommend: top-K from a saved export (no fastai)"
     from fastcf.export import CollabExport
-    from fastcf.predict import recommend, _Writer
+    from fastcf.predict import iter_topk, _chunk_frame, _Writer
     out = Path(args.out)
     if out.suffix.lower() not in ('.parquet', '.csv'): raise UsageError(f"--out must end in .parquet or .csv, got {args.out!r}")
     if out.is_dir(): raise UsageError(f"--out {args.out!r} is a directory; give a file name")
@@ -182,22 +262,44 @@ def cmd_recommend(args):
         n_new = new[exp.user_name].nunique()
         print(f"folded in {n_new:,} new users from {len(new):,} ratings")
         if users is None: users = new[exp.user_name].unique()
-    start = time.time()
-    path = recommend(exp, users=users, k=args.k, exclude=exclude, items=items, unknown=args.unknown, device=args.device,
-                     progress=sys.stdout.isatty(), out=out)
-    n = len(exp.user_ids) if users is None else len(pd.unique(np.asarray(users, dtype=object)))
-    print(f"wrote top-{args.k} for {n:,} users to {path} in {time.time() - start:.1f} s")
+    if args.unknown == 'drop':
+        _check_some_known(users, exp.users, 'user', '--users', args.users)
+        _check_some_known(items, exp.items, 'item', '--items', args.items)
+    start, n_recs, n_users = time.time(), 0, 0
+    writer, ok = _Writer(out), False                     # written to a temporary file, renamed only if something was recommended
+    try:
+        for chunk in iter_topk(exp, users, args.k, exclude, items, args.unknown, device=args.device, progress=sys.stdout.isatty()):
+            frame = _chunk_frame(exp, *chunk)
+            writer.write(frame)
+            n_recs, n_users = n_recs + len(frame), n_users + int(chunk[3].any(1).sum())
+        ok = n_recs > 0
+    finally: writer.close(ok)
+    if not ok: raise UsageError(f"nothing to recommend: every candidate item is excluded for every user asked for; no file written")
+    print(f"wrote {n_recs:,} recommendations (top-{args.k}) for {n_users:,} users to {writer.path} in {time.time() - start:.1f} s")
 
 # %% ../nbs/05_cli.ipynb #67adc6c8
 def _read_recs(path):
+    "Recommendations from `fastcf recommend`, every column but score and rank read as text (IDs keep leading zeros)"
     path = Path(path)
     if not path.exists(): raise UsageError(f"recommendations file {str(path)!r} does not exist")
-    try: recs = pd.read_parquet(path) if path.suffix.lower() == '.parquet' else pd.read_csv(path)
+    try: recs = pd.read_parquet(path) if path.suffix.lower() == '.parquet' else pd.read_csv(path, dtype=str)
+    except ImportError: raise UsageError(f"reading {str(path)!r} needs pyarrow: pip install 'fastcf[parquet]'") from None
     except Exception as e: raise UsageError(f"cannot read recommendations {str(path)!r}: {type(e).__name__}: {str(e).splitlines()[0]}") from None
     if recs.shape[1] < 2 or len(recs) == 0: raise UsageError(f"recommendations file {str(path)!r} has no rows or too few columns")
     for c in ('score', 'rank'):
         if c not in recs.columns: raise UsageError(f"recommendations file {str(path)!r} has no {c!r} column (is it from fastcf recommend?)")
+        values = pd.to_numeric(recs[c], errors='coerce')
+        if values.isna().any():
+            i = int(np.argmax(values.isna().values))
+            raise UsageError(f"recommendations file {str(path)!r}: column {c!r} has non-numeric value {recs[c].iloc[i]!r} on data row {i + 1}")
+        recs[c] = values
     return recs
+
+def same_id_kind(*columns:pd.Series) -> list:
+    "The ID columns of several files, read consistently: integers if every value in every one is a plain integer, else strings"
+    texts = [c.astype(str).str.strip() for c in columns]
+    as_int = all(bool(t.str.fullmatch(_INT).all()) for t in texts)
+    return [t.astype(np.int64) if as_int else t.astype(object) for t in texts]
 
 def cmd_evaluate(args):
     "fastcf evaluate: ranking metrics of recommendations against held-out ratings (no fastai)"
@@ -212,10 +314,10 @@ def cmd_evaluate(args):
     if args.relevance is not None and rating is None: raise UsageError("--relevance needs a rating column in the held-out file")
     if rating is not None:
         held = read_table(args.heldout, [user, item, rating], numeric=[rating], what='held-out file', unique=[user, item])
-    for c in (user, item):                                       # compare IDs as the recommendations hold them
-        kind = 'int' if pd.api.types.is_integer_dtype(recs[c]) else 'str'
-        held[c] = parse_ids(held[c], type('V', (), {'kind': kind})())
-        if kind == 'str': recs[c] = recs[c].astype(str).astype(object)
+    for c in (user, item): recs[c], held[c] = same_id_kind(recs[c], held[c])   # '007' stays '007' in both files
+    if not held[user].isin(set(recs[user])).any():
+        raise UsageError(f"none of the {held[user].nunique():,} {user} IDs in the held-out file {str(args.heldout)!r} is in the "
+                         f"recommendations (e.g. {held[user].iloc[0]!r}); both files must use the same IDs")
     cols = [user, item] + ([rating] if rating else [])
     m = ranking_metrics(recs, held[cols], k=args.k, relevance=args.relevance, user_col=user, item_col=item, rating_col=rating)
     cat = args.catalogue if args.catalogue else max(recs[item].nunique(), held[item].nunique())
@@ -316,66 +418,77 @@ def _has_pyarrow() -> bool:
     except ImportError: return False
 
 # %% ../nbs/05_cli.ipynb #1499c002
-EXAMPLES = {
-    'demo': "examples:\n  fastcf demo --small            # 3,000 molecules × 200 targets, about a minute\n  fastcf demo --nn --out demo-nn",
-    'fit': "examples:\n  fastcf fit ratings.csv --user userId --item movieId --rating rating --out model.fcf\n"
-           "  fastcf fit activities.csv --user molecule --item target --rating pchembl --nn --layers 100,50 --y-range 4,10.5 --out nn.fcf",
-    'recommend': "examples:\n  fastcf recommend model.fcf --k 50 --exclude ratings.csv --out recs.parquet\n"
-                 "  fastcf recommend model.fcf --users some_users.txt --out recs.csv\n"
-                 "  fastcf recommend model.fcf --new-users new_ratings.csv --out new_recs.csv",
-    'evaluate': "examples:\n  fastcf evaluate recs.parquet heldout.csv --k 10 --relevance 4",
-    'info': "examples:\n  fastcf info model.fcf",
+EXAMPLES = {   # one line per command, runnable as written after `fastcf demo --small` (which writes fastcf-demo/)
+    None: "fastcf demo --small",
+    'demo': "fastcf demo --small",
+    'fit': "fastcf fit activities.csv --user molecule --item target --rating pchembl --out model.fcf",
+    'recommend': "fastcf recommend fastcf-demo/model.fcf --k 10 --out top10.csv",
+    'evaluate': "fastcf evaluate top10.csv heldout.csv --k 10 --relevance 7",
+    'info': "fastcf info fastcf-demo/model.fcf",
 }
+_NEEDS = {None: "writes fastcf-demo/model.fcf and the top-50 for every molecule; then run 'fastcf COMMAND --help'",
+          'demo': "writes fastcf-demo/model.fcf and fastcf-demo/recs.parquet (recs.csv without pyarrow)",
+          'fit': "activities.csv: one row per rating, with columns molecule, target, pchembl",
+          'recommend': "after fastcf demo", 'info': "after fastcf demo",
+          'evaluate': "top10.csv from the recommend example; heldout.csv: held-out molecule, target, pchembl rows"}
+
+def _epilog(command) -> str: return f"example ({_NEEDS[command]}):\n  {EXAMPLES[command]}"
+
+class _Parser(argparse.ArgumentParser):
+    "An argparse parser whose errors are one line (a `UsageError`) instead of the usage text and `sys.exit`"
+    def error(self, message): raise UsageError(f"{self.prog}: error: {message} (see '{self.prog} --help')")
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog='fastcf', description='Collaborative filtering for fastai: train, export, recommend, evaluate.',
-                                epilog="run 'fastcf COMMAND --help' for a command's options and examples")
+    p = _Parser(prog='fastcf', description='Collaborative filtering for fastai: train, export, recommend, evaluate.',
+                epilog=_epilog(None), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--version', action='version', version=f"fastcf {fastcf.__version__}")
     sub = p.add_subparsers(dest='command', metavar='COMMAND')
     fmt = argparse.RawDescriptionHelpFormatter
-    d = sub.add_parser('demo', help='the whole flow on built-in bio-shaped data', epilog=EXAMPLES['demo'], formatter_class=fmt)
+    whole, positive, at_least_0 = number(int, at_least=1), number(above=0), number(at_least=0)
+    seed, batch = number(int, at_least=0, below=2**32), number(int, at_least=1, below=2**31)
+    d = sub.add_parser('demo', help='the whole flow on built-in bio-shaped data', epilog=_epilog('demo'), formatter_class=fmt)
     d.add_argument('--small', action='store_true', help='3,000 × 200 instead of 45,854 × 488')
     d.add_argument('--nn', action='store_true', help='EmbeddingNN instead of EmbeddingDotBias')
-    d.add_argument('--epochs', type=int, default=4)
-    d.add_argument('--lr', type=float, help='max learning rate (default 1e-2 with --small, else 3e-2)')
-    d.add_argument('--wd', type=float, default=0.1); d.add_argument('--n-factors', type=int, default=50)
-    d.add_argument('--bs', type=int, help='batch size (default 256 with --small, else 4096)'); d.add_argument('--seed', type=int, default=42)
-    d.add_argument('--relevance', type=float, default=7.0, help='held-out activity that counts as a hit (default 7)')
+    d.add_argument('--epochs', type=whole, default=4)
+    d.add_argument('--lr', type=positive, help='max learning rate (default 1e-2 with --small, else 3e-2)')
+    d.add_argument('--wd', type=at_least_0, default=0.1); d.add_argument('--n-factors', type=whole, default=50)
+    d.add_argument('--bs', type=batch, help='batch size (default 256 with --small, else 4096)'); d.add_argument('--seed', type=seed, default=42)
+    d.add_argument('--relevance', type=number(), default=7.0, help='held-out activity that counts as a hit (default 7)')
     d.add_argument('--compare-fastai', action='store_true', help="also train fastai's own model and compare the losses")
     d.add_argument('--out', default='fastcf-demo', help='folder for model.fcf and the recommendations (default fastcf-demo)')
     d.set_defaults(func=cmd_demo)
-    f = sub.add_parser('fit', help='train a model on a ratings CSV and save its export', epilog=EXAMPLES['fit'], formatter_class=fmt)
+    f = sub.add_parser('fit', help='train a model on a ratings CSV and save its export', epilog=_epilog('fit'), formatter_class=fmt)
     f.add_argument('ratings', help='CSV (or .parquet) of ratings'); f.add_argument('--user', required=True, help='user column')
     f.add_argument('--item', required=True, help='item column'); f.add_argument('--rating', required=True, help='rating column')
-    f.add_argument('--epochs', type=int, default=5); f.add_argument('--lr', type=float, default=5e-3)
-    f.add_argument('--wd', type=float, default=0.1); f.add_argument('--n-factors', type=int, default=50)
+    f.add_argument('--epochs', type=whole, default=5); f.add_argument('--lr', type=positive, default=5e-3)
+    f.add_argument('--wd', type=at_least_0, default=0.1); f.add_argument('--n-factors', type=whole, default=50)
     f.add_argument('--nn', action='store_true', help='EmbeddingNN instead of EmbeddingDotBias')
-    f.add_argument('--layers', help='NN hidden sizes, e.g. 100,50')
-    f.add_argument('--y-range', help="LO,HI of the sigmoid output, 'none' for no sigmoid (default: data range ±10%%)")
-    f.add_argument('--valid-pct', type=float, default=0.2); f.add_argument('--seed', type=int, default=42)
-    f.add_argument('--bs', type=int, default=64, help='batch size (default 64, as fastai)')
+    f.add_argument('--layers', type=layer_sizes, help='NN hidden sizes, e.g. 100,50')
+    f.add_argument('--y-range', type=y_range_text, help="LO,HI of the sigmoid output, 'none' for no sigmoid (default: data range ±10%%)")
+    f.add_argument('--valid-pct', type=number(above=0, below=1), default=0.2); f.add_argument('--seed', type=seed, default=42)
+    f.add_argument('--bs', type=batch, default=64, help='batch size (default 64, as fastai)')
     f.add_argument('--out', required=True, help='export file to write, e.g. model.fcf')
-    f.set_defaults(func=cmd_fit)
-    r = sub.add_parser('recommend', help='top-K items per user from an export (no fastai needed)', epilog=EXAMPLES['recommend'], formatter_class=fmt)
+    f.set_defaults(func=cmd_fit, check=check_fit)
+    r = sub.add_parser('recommend', help='top-K items per user from an export (no fastai needed)', epilog=_epilog('recommend'), formatter_class=fmt)
     r.add_argument('model', help='export file written by fastcf fit or CollabExport.save')
-    r.add_argument('--k', type=int, default=50, help='recommendations per user (default 50)')
+    r.add_argument('--k', type=whole, default=50, help='recommendations per user (default 50)')
     r.add_argument('--users', help='file of user IDs to rank for (one per line, or a CSV with the user column)')
     r.add_argument('--items', help='file of candidate item IDs (default: every item)')
     r.add_argument('--exclude', help='CSV of (user, item) pairs never to recommend, e.g. the training ratings')
     r.add_argument('--new-users', help='CSV of ratings by users not in the model: fold them in and rank them')
     r.add_argument('--unknown', choices=['raise', 'drop'], default='raise', help='unknown IDs in --users/--items (default raise)')
-    r.add_argument('--device', default=None, help="'cpu' or 'cuda' (default: GPU if available)")
-    r.add_argument('--out', required=True, help='recs.parquet or recs.csv')
+    r.add_argument('--device', type=device_name, default=None, help="'cpu', 'cuda' or 'cuda:N' (default: GPU if available)")
+    r.add_argument('--out', required=True, help="recs.csv, or recs.parquet with pyarrow (pip install 'fastcf[parquet]')")
     r.set_defaults(func=cmd_recommend)
-    e = sub.add_parser('evaluate', help='ranking metrics of recommendations against held-out ratings', epilog=EXAMPLES['evaluate'], formatter_class=fmt)
+    e = sub.add_parser('evaluate', help='ranking metrics of recommendations against held-out ratings', epilog=_epilog('evaluate'), formatter_class=fmt)
     e.add_argument('recs', help='recommendations (.parquet or .csv) from fastcf recommend')
     e.add_argument('heldout', help='CSV of held-out (user, item[, rating]) pairs, same column names as the recommendations')
-    e.add_argument('--k', type=int, default=10); e.add_argument('--relevance', type=float, help='minimum rating that counts as relevant')
+    e.add_argument('--k', type=whole, default=10); e.add_argument('--relevance', type=number(), help='minimum rating that counts as relevant')
     e.add_argument('--user'); e.add_argument('--item'); e.add_argument('--rating', help='rating column of the held-out file')
-    e.add_argument('--catalogue', type=int, help='number of items in the catalogue, for coverage')
+    e.add_argument('--catalogue', type=whole, help='number of items in the catalogue, for coverage')
     e.add_argument('--json', action='store_true', help='print the metrics as JSON')
     e.set_defaults(func=cmd_evaluate)
-    i = sub.add_parser('info', help='what an export file holds', epilog=EXAMPLES['info'], formatter_class=fmt)
+    i = sub.add_parser('info', help='what an export file holds', epilog=_epilog('info'), formatter_class=fmt)
     i.add_argument('model'); i.set_defaults(func=cmd_info)
     return p
 
@@ -383,9 +496,12 @@ def main(argv=None) -> int:
     "Entry point of the `fastcf` command"
     from fastcf.export import ExportFormatError
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try: args = parser.parse_args(argv)
+    except UsageError as e: print(e, file=sys.stderr); return 2
     if args.command is None: parser.print_help(); return 2
-    try: args.func(args)
+    try:
+        if getattr(args, 'check', None): args.check(args)
+        args.func(args)
     except (UsageError, ExportFormatError, FileNotFoundError, IsADirectoryError, PermissionError, KeyError, ValueError, ImportError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         print(f"fastcf {args.command}: error: {msg}", file=sys.stderr)

@@ -1,14 +1,14 @@
 """The `fastcf` command through its real entry points (the console script and `python -m fastcf`), good and bad input."""
-import json, shutil, subprocess, sys
+import json, os, shlex, shutil, subprocess, sys, zipfile
 from pathlib import Path
 import numpy as np, pandas as pd, pytest
 
 FASTCF = shutil.which('fastcf')
 
 
-def run(*args, cwd=None):
+def run(*args, cwd=None, env=None):
     cmd = [FASTCF] if FASTCF else [sys.executable, '-m', 'fastcf']
-    return subprocess.run(cmd + [str(a) for a in args], capture_output=True, text=True, cwd=cwd, timeout=600)
+    return subprocess.run(cmd + [str(a) for a in args], capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
 
 
 def assert_usage_error(res, *expected):
@@ -38,7 +38,7 @@ def test_help_everywhere():
     for cmd in ([], ['demo'], ['fit'], ['recommend'], ['evaluate'], ['info']):
         res = run(*cmd, '--help')
         assert res.returncode == 0 and 'usage: fastcf' in res.stdout
-        if cmd: assert 'examples:' in res.stdout
+        assert 'example (' in res.stdout
     res = subprocess.run([sys.executable, '-m', 'fastcf', '--version'], capture_output=True, text=True)
     assert res.returncode == 0 and res.stdout.startswith('fastcf ')
 
@@ -113,3 +113,234 @@ def test_demo_small(tmp_path):
     assert (tmp_path / 'demo' / 'model.fcf').exists()
     recs = pd.read_parquet(tmp_path / 'demo' / 'recs.parquet')
     assert recs.groupby('molecule').size().max() == 50
+
+
+# ---- numeric options: each bad value is exit 2 and one line naming it, before anything is read or written
+# (every numeric option of every command is checked in-process in nbs/05_cli.ipynb; here, through the real entry point)
+
+@pytest.mark.parametrize('extra, expected', [
+    (('--epochs', 0), "argument --epochs: must be a whole number >= 1, got '0'"),
+    (('--bs', 0), "argument --bs: must be a whole number >= 1 and < 2,147,483,648, got '0'"),
+    (('--n-factors', 0), "argument --n-factors: must be a whole number >= 1, got '0'"),
+    (('--lr', 'nan'), "argument --lr: must be a finite number > 0, got 'nan'"),
+    (('--wd', 'inf'), "argument --wd: must be a finite number >= 0, got 'inf'"),
+    (('--valid-pct', 0), "argument --valid-pct: must be a finite number > 0 and < 1, got '0'"),
+    (('--nn', '--layers', '100,0'), "argument --layers: must be comma-separated sizes >= 1 such as 100,50, got '100,0'"),
+    (('--epochs', 2.5), "argument --epochs: must be a whole number >= 1, got '2.5'"),
+])
+def test_fit_bad_numbers(tmp_path, extra, expected):
+    (tmp_path / 'r.csv').write_text('u,i,r\n' + ''.join(f'{u},{i},{(u + i) % 5 + 1}\n' for u in range(20) for i in range(10)))
+    res = run('fit', tmp_path / 'r.csv', '--user', 'u', '--item', 'i', '--rating', 'r', *extra, '--out', tmp_path / 'm.fcf')
+    assert_usage_error(res, expected)
+    assert not (tmp_path / 'm.fcf').exists()
+
+
+@pytest.mark.parametrize('argv, expected', [
+    (('recommend', 'model.fcf', '--k', 0, '--out', 'r.csv'), "argument --k: must be a whole number >= 1, got '0'"),
+    (('recommend', 'model.fcf', '--device', 'tpu', '--out', 'r.csv'), "argument --device: must be cpu, cuda or cuda:N, got 'tpu'"),
+    (('evaluate', 'recs.csv', 'held.csv', '--k', 0), "argument --k: must be a whole number >= 1, got '0'"),
+    (('evaluate', 'recs.csv', 'held.csv', '--relevance', 'nan'), "argument --relevance: must be a finite number, got 'nan'"),
+    (('evaluate', 'recs.csv', 'held.csv', '--catalogue', -2), "argument --catalogue: must be a whole number >= 1, got '-2'"),
+    (('demo', '--bs', 0), "argument --bs: must be a whole number >= 1 and < 2,147,483,648, got '0'"),
+    (('demo', '--lr', 'inf'), "argument --lr: must be a finite number > 0, got 'inf'"),
+    (('demo', '--relevance=-inf'), "argument --relevance: must be a finite number, got '-inf'"),
+])
+def test_other_bad_numbers(tmp_path, argv, expected):
+    assert_usage_error(run(*argv, cwd=tmp_path), expected)
+    assert list(tmp_path.iterdir()) == []                                # no file, no demo folder
+
+
+def test_recommend_cuda_device_missing(files):
+    "--device cuda without a GPU (or a GPU index past the last one) is exit 2 with one line, before anything is written"
+    import torch
+    d, _, _ = files
+    dev = f'cuda:{torch.cuda.device_count()}' if torch.cuda.is_available() else 'cuda'
+    res = run('recommend', d / 'model.fcf', '--device', dev, '--out', d / 'gpu.csv')
+    assert_usage_error(res, f"argument --device: '{dev}' asked for, but")
+    assert not (d / 'gpu.csv').exists()
+
+
+def test_fit_too_few_ratings(tmp_path):
+    fit = lambda f, *extra: run('fit', f, '--user', 'u', '--item', 'i', '--rating', 'r', *extra, '--out', tmp_path / 'm.fcf')
+    (tmp_path / 'one.csv').write_text('u,i,r\n1,a,4\n')
+    assert_usage_error(fit(tmp_path / 'one.csv'), "one.csv' has 1 rating(s), too few for --bs 64 and --valid-pct 0.2",
+                       'at least 79', 'lower --bs')
+    (tmp_path / 'two.csv').write_text('u,i,r\n1,a,4\n2,b,3\n')
+    assert_usage_error(fit(tmp_path / 'two.csv', '--bs', 1), "has 2 rating(s), too few for --bs 1 and --valid-pct 0.2", 'at least 5')
+    (tmp_path / 'bad.csv').write_text('u,i,r\n1,a,4\n2,b,x\n')       # content errors still come first
+    assert_usage_error(fit(tmp_path / 'bad.csv'), "non-numeric value 'x'")
+    assert not (tmp_path / 'm.fcf').exists()
+    rows = ''.join(f'{u},{item},{(u * n) % 5 + 1}\n' for u in range(5) for n, item in enumerate('abcd'))
+    (tmp_path / 'twenty.csv').write_text('u,i,r\n' + rows)         # 16 to train on: fails at --bs 64, fits at --bs 8
+    assert_usage_error(fit(tmp_path / 'twenty.csv'), 'has 20 rating(s)')
+    res = fit(tmp_path / 'twenty.csv', '--bs', 8, '--epochs', 1)
+    assert res.returncode == 0, res.stderr
+    assert 'train loss nan' not in res.stdout and (tmp_path / 'm.fcf').exists()
+
+
+def test_layers_need_nn(files):
+    d, _, _ = files
+    res = run('fit', d / 'train.csv', '--user', 'molecule', '--item', 'target', '--rating', 'pchembl', '--layers', '10,5', '--out', d / 'l.fcf')
+    assert_usage_error(res, '--layers 10,5 sets the hidden sizes of --nn models')
+    assert not (d / 'l.fcf').exists()
+
+
+# ---- a run that recommends nothing says so
+
+def test_recommend_nothing_exits_2(files):
+    d, train, _ = files
+    (d / 'no_items.txt').write_text('P_NOPE\nP_NADA\n')
+    res = run('recommend', d / 'model.fcf', '--items', d / 'no_items.txt', '--unknown', 'drop', '--out', d / 'none.csv')
+    assert_usage_error(res, "none of the 2 item IDs in --items", 'nothing to recommend')
+    (d / 'no_users.txt').write_text('CHEMBL_NOPE\n')
+    res = run('recommend', d / 'model.fcf', '--users', d / 'no_users.txt', '--unknown', 'drop', '--out', d / 'none.parquet')
+    assert_usage_error(res, "none of the 1 user IDs in --users", 'nothing to recommend')
+    two = train.molecule.unique()[:2]
+    (d / 'two_users.txt').write_text('\n'.join(two) + '\n')
+    pairs = pd.DataFrame([(u, i) for u in two for i in train.target.unique()], columns=['molecule', 'target'])
+    pairs.to_csv(d / 'everything.csv', index=False)                 # every item excluded for both users
+    res = run('recommend', d / 'model.fcf', '--users', d / 'two_users.txt', '--exclude', d / 'everything.csv', '--out', d / 'none.csv')
+    assert_usage_error(res, 'nothing to recommend')
+    assert not (d / 'none.csv').exists() and not (d / 'none.parquet').exists()
+    assert not [p for p in d.iterdir() if p.name.startswith('.none')]     # no temporary file left behind
+
+
+def test_recommend_reports_users_ranked(files):
+    d, train, _ = files
+    (d / 'mixed2.txt').write_text(f"{train.molecule.iloc[0]}\nCHEMBL_NOPE\nCHEMBL_NADA\n")
+    res = run('recommend', d / 'model.fcf', '--users', d / 'mixed2.txt', '--unknown', 'drop', '--k', 3, '--out', d / 'm2.csv')
+    assert res.returncode == 0, res.stderr
+    assert 'wrote 3 recommendations (top-3) for 1 users' in res.stdout, res.stdout
+
+
+# ---- IDs with leading zeros
+
+@pytest.fixture(scope='module')
+def zero_files(tmp_path_factory):
+    "A model trained on user IDs such as '007' and item IDs such as '01' (strings that look like integers)"
+    from fastcf.data import synthetic_ratings
+    from fastcf.evaluate import split_by_user
+    d = tmp_path_factory.mktemp('zeros')
+    r = synthetic_ratings(n_users=120, n_items=30, density=0.4)
+    r['user'] = r.user.map(lambda u: f'{u:03d}'); r['item'] = r.item.map(lambda i: f'{i:02d}')
+    train, held = split_by_user(r, frac=0.2, seed=0)
+    train.to_csv(d / 'train.csv', index=False); held.to_csv(d / 'held.csv', index=False)
+    res = run('fit', d / 'train.csv', '--user', 'user', '--item', 'item', '--rating', 'rating', '--epochs', 1, '--out', d / 'model.fcf')
+    assert res.returncode == 0, res.stderr
+    return d, train, held
+
+
+def test_leading_zero_ids(zero_files):
+    d, train, held = zero_files
+    assert '120 str IDs' in run('info', d / 'model.fcf').stdout
+    users = [u for u in train.user.unique() if u.startswith('00')][:2] + ['100']     # '100' looks like a plain integer
+    (d / 'users.txt').write_text('\n'.join(users) + '\n')
+    res = run('recommend', d / 'model.fcf', '--users', d / 'users.txt', '--exclude', d / 'train.csv', '--k', 5, '--out', d / 'some.csv')
+    assert res.returncode == 0, res.stderr
+    some = pd.read_csv(d / 'some.csv', dtype=str)
+    assert sorted(some.user.unique()) == sorted(users) and some.item.str.len().eq(2).all()
+    assert some.merge(train, on=['user', 'item']).empty
+    res = run('recommend', d / 'model.fcf', '--k', 10, '--exclude', d / 'train.csv', '--out', d / 'recs.csv')
+    assert res.returncode == 0, res.stderr
+    res = run('evaluate', d / 'recs.csv', d / 'held.csv', '--k', 10, '--json')
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)['n_users'] == held.user.nunique()
+
+
+def test_evaluate_leading_zeros_without_model(tmp_path):
+    "evaluate has no model: a CSV's '007' matches '007' in the other file, and a mismatch does not blame a model"
+    pd.DataFrame({'user': ['007', '007', '8'], 'item': ['a', 'b', 'a'], 'score': [.9, .8, .7], 'rank': [1, 2, 1]}).to_csv(
+        tmp_path / 'recs.csv', index=False)
+    (tmp_path / 'held.csv').write_text('user,item,rating\n007,b,5\n8,c,4\n')
+    res = run('evaluate', tmp_path / 'recs.csv', tmp_path / 'held.csv', '--k', 2, '--json')
+    assert res.returncode == 0, res.stderr
+    m = json.loads(res.stdout)
+    assert (m['n_users'], m['hit_rate'], m['recall']) == (2, 0.5, 0.5)   # 007 gets b at rank 2; 8 never gets c
+    (tmp_path / 'other.csv').write_text('user,item,rating\n7,a,5\n')
+    res = run('evaluate', tmp_path / 'recs.csv', tmp_path / 'other.csv')
+    assert_usage_error(res, "none of the 1 user IDs in the held-out file", 'same IDs')
+    assert 'model' not in res.stderr
+
+
+# ---- every --help shows one example that runs as written
+
+def help_example(*cmd) -> str:
+    "The one example line of `fastcf CMD --help`"
+    res = run(*cmd, '--help')
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    at = [n for n, l in enumerate(lines) if l.startswith('example (')]
+    assert len(at) == 1, res.stdout
+    assert lines[at[0] + 1 + 1:] == [] or not lines[at[0] + 2].startswith('  fastcf'), res.stdout   # one example line
+    return lines[at[0] + 1].strip()
+
+
+@pytest.fixture(scope='module')
+def demo_folder(tmp_path_factory):
+    "Run `fastcf --help`'s example, the small demo, once; the other examples run in the same folder"
+    d = tmp_path_factory.mktemp('examples')
+    line = help_example()
+    assert line == 'fastcf demo --small', line
+    res = run(*shlex.split(line)[1:], cwd=d)
+    assert res.returncode == 0, res.stderr
+    return d
+
+
+def test_help_examples_run(demo_folder):
+    from fastcf.data import synthetic_ratings
+    d = demo_folder
+    assert (d / 'fastcf-demo' / 'model.fcf').exists()
+    synthetic_ratings(preset='bio-small', n_users=300, n_items=50).to_csv(d / 'activities.csv', index=False)  # for fit's example
+    synthetic_ratings(preset='bio-small').sample(2000, random_state=0).to_csv(d / 'heldout.csv', index=False)   # for evaluate's
+    for cmd in ('demo', 'fit', 'recommend', 'evaluate', 'info'):      # in this order: evaluate reads recommend's output
+        argv = shlex.split(help_example(cmd))
+        assert argv[:2] == ['fastcf', cmd], argv
+        if cmd == 'demo':
+            assert argv == ['fastcf', 'demo', '--small']; continue      # the same line as fastcf --help's: already run
+        res = run(*argv[1:], cwd=d)
+        assert res.returncode == 0, (argv, res.stderr)
+    assert (d / 'model.fcf').exists()
+    assert pd.read_csv(d / 'top10.csv').groupby('molecule').size().eq(10).all()
+
+
+# ---- packaging
+
+def test_parquet_needs_the_extra(files, tmp_path):
+    "Without pyarrow, --out recs.parquet names the extra to install and writes nothing; .csv needs nothing"
+    d, _, _ = files
+    (tmp_path / 'pyarrow').mkdir()
+    (tmp_path / 'pyarrow' / '__init__.py').write_text("raise ImportError('pyarrow is hidden by this test')\n")
+    env = {**os.environ, 'PYTHONPATH': os.pathsep.join([str(tmp_path), os.environ.get('PYTHONPATH', '')])}
+    res = run('recommend', d / 'model.fcf', '--k', 2, '--out', tmp_path / 'recs.parquet', env=env)
+    assert_usage_error(res, "pip install 'fastcf[parquet]'")
+    assert not (tmp_path / 'recs.parquet').exists()
+    res = run('recommend', d / 'model.fcf', '--k', 2, '--out', tmp_path / 'recs.csv', env=env)
+    assert res.returncode == 0, res.stderr
+
+
+def copy_source(dest:Path) -> Path:
+    "The files git would commit (tracked or new, not ignored) copied to `dest`, so a build leaves the checkout untouched"
+    root = Path(__file__).resolve().parents[1]
+    names = subprocess.run(['git', 'ls-files', '--cached', '--others', '--exclude-standard', '-z'], cwd=root,
+                           capture_output=True, text=True, check=True).stdout.split('\0')
+    for name in filter(None, names):
+        if (root / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(root / name, dest / name)
+    return dest
+
+
+def test_wheel_contains_license(tmp_path):
+    src = copy_source(tmp_path / 'src')
+    subprocess.run([sys.executable, '-m', 'pip', 'wheel', '--no-deps', '--no-build-isolation', '-q', '-w', str(tmp_path / 'dist'), str(src)],
+                   check=True, capture_output=True)
+    wheel = next((tmp_path / 'dist').glob('fastcf-*.whl'))
+    with zipfile.ZipFile(wheel) as z:
+        names = z.namelist()
+        licence = [n for n in names if n.endswith('.dist-info/licenses/LICENSE')]
+        assert licence, names
+        text = z.read(licence[0]).decode()
+        meta = z.read(next(n for n in names if n.endswith('.dist-info/METADATA'))).decode()
+    assert 'Apache License' in text and 'Version 2.0, January 2004' in text and 'TERMS AND CONDITIONS' in text
+    assert 'License-Expression: Apache-2.0' in meta and 'License-File: LICENSE' in meta
+    assert 'fastcf/cli.py' in names and 'fastcf/__main__.py' in names
