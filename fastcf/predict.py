@@ -6,18 +6,22 @@ Docs: https://fastcf.github.io/fastcf/predict.html.md"""
 
 # %% ../nbs/02_predict.ipynb #96807072
 from __future__ import annotations
-import math, os, re, secrets, signal, socket, sys, tempfile, threading, time, warnings
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from numbers import Integral
+import time, warnings
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from .models import Vocab, _as_id_array, _id_kind, EmbeddingDotBias, EmbeddingNN
 from .export import CollabExport
+from .topk import PAD, INVALID, check_k, pick_block, topk_rows
+from .scorers import DotScorer, NNScorer
+from .output import RecsWriter, recs_frame, empty_recs_frame
 
 # %% auto #0
-__all__ = ['PAD', 'INVALID', 'random_export', 'predict', 'topk_rows', 'iter_topk', 'recommend', 'score_matrix', 'similar_items',
-           'similar_users']
+__all__ = ['random_export', 'id_rows', 'iter_topk', 'recommend', 'predict', 'score_matrix', 'similar_items', 'similar_users',
+           'PAD', 'INVALID', 'topk_rows', 'check_k']
+
+# %% ../nbs/02_predict.ipynb #3e3dfaa8
+_all_ = ['PAD', 'INVALID', 'topk_rows', 'check_k']   # from fastcf.topk, importable from here as before
+_Writer = RecsWriter   # the name fastcf.cli imports today; use fastcf.output.RecsWriter
 
 # %% ../nbs/02_predict.ipynb #1d3e28ca
 def random_export(n_users:int=100, n_items:int=50, n_factors:int=8, kind:str='dot', y_range=(0., 5.5),
@@ -50,15 +54,13 @@ def _check_kind(voc:Vocab, ids:np.ndarray, what:str):
                         f"{voc.name!r} IDs are {_KINDS[voc.kind]} such as {voc.ids[:3].tolist()}: you passed "
                         f"{_KINDS[got]}; convert them (e.g. int('5') vs 5)")
 
-def _check_k(k, what:str='k') -> int:
-    "`k` as an int; anything but a positive integer is an error naming the value"
-    if isinstance(k, (bool, np.bool_)) or not isinstance(k, Integral):
-        raise TypeError(f"{what} must be a positive integer, got {k!r} ({type(k).__name__})")
-    if k < 1: raise ValueError(f"{what} must be a positive integer (at least 1), got {k}")
-    return int(k)
-
-def _rows(voc:Vocab, values, unknown:str, what:str) -> np.ndarray:
-    "Sorted unique rows of `values` (every real row if None); unknown IDs raise or are dropped with a warning"
+def id_rows(
+    voc:Vocab,              # the export's user or item vocab
+    values,                 # raw IDs (None: every real row)
+    unknown:str='raise',    # IDs not in `voc`: 'raise' a KeyError naming them, or 'drop' them with a warning
+    what:str='ID',          # what the IDs are, for messages
+) -> np.ndarray:
+    "Sorted unique rows of the IDs `values` in `voc`, with the type and unknown-ID checks every function here applies"
     if unknown not in ('raise', 'drop'): raise ValueError(f"unknown must be 'raise' or 'drop', got {unknown!r}")
     if values is None: return np.arange(voc.n_pad, voc.n_rows, dtype=np.int64)
     ids = _as_id_array(values)
@@ -75,274 +77,9 @@ def _resolve_device(device) -> torch.device:
     if device is None: device = 'cuda' if torch.cuda.is_available() else 'cpu'
     return torch.device(device)
 
-# %% ../nbs/02_predict.ipynb #3ccc2d1c
 def _check_columns(df:pd.DataFrame, cols:list, what:str='DataFrame'):
     missing = [c for c in cols if c not in df.columns]
     if missing: raise KeyError(f"{what} has no column(s) {missing}; its columns are {list(df.columns)}")
-
-def predict(
-    exp:CollabExport,       # the exported model
-    df:pd.DataFrame,        # pairs to score, with the export's user and item columns
-    unknown:str='raise',    # 'raise': KeyError for IDs not in the export; 'nan': score them as NaN
-) -> np.ndarray:
-    "Scores (in `y_range` units) of the (user, item) pairs in `df`, in row order"
-    if unknown not in ('raise', 'nan'): raise ValueError(f"unknown must be 'raise' or 'nan', got {unknown!r}")
-    if not isinstance(df, pd.DataFrame):
-        raise TypeError(f"predict needs a pandas DataFrame with columns {[exp.user_name, exp.item_name]}, got "
-                        f"{type(df).__name__}" + (": wrap it in pd.DataFrame(...)" if isinstance(df, dict) else ""))
-    _check_columns(df, [exp.user_name, exp.item_name])
-    mode = 'raise' if unknown == 'raise' else 'mask'
-    users, items = _as_id_array(df[exp.user_name]), _as_id_array(df[exp.item_name])
-    _check_kind(exp.users, users, f"column {exp.user_name!r}"); _check_kind(exp.items, items, f"column {exp.item_name!r}")
-    u, i = exp.users.rows(users, unknown=mode), exp.items.rows(items, unknown=mode)
-    ok = (u >= 0) & (i >= 0)
-    out = np.full(len(df), np.nan, dtype=np.float32)
-    out[ok] = exp.score_rows(u[ok], i[ok])
-    return out
-
-# %% ../nbs/02_predict.ipynb #63751e46
-def _fold_ops(ops:list) -> list:
-    "Fold every affine op into an adjacent linear op (next one if possible, else previous); returns new ops"
-    ops = [dict(o) for o in ops]
-    changed = True
-    while changed:
-        changed = False
-        for j, o in enumerate(ops):
-            if o['op'] != 'affine': continue
-            s, t = o['scale'].astype(np.float64), o['shift'].astype(np.float64)
-            if j + 1 < len(ops) and ops[j+1]['op'] == 'linear':       # linear(x·s + t) = (W·diag(s))x + (W t + b)
-                lin = ops[j+1]; w = lin['weight'].astype(np.float64)
-                b = (lin['bias'].astype(np.float64) if lin['bias'] is not None else 0) + w @ t
-                ops[j+1] = dict(op='linear', weight=(w * s[None, :]).astype(np.float32), bias=b.astype(np.float32))
-            elif j > 0 and ops[j-1]['op'] == 'linear':                  # (Wx + b)·s + t = (diag(s)W)x + (b·s + t)
-                lin = ops[j-1]; w = lin['weight'].astype(np.float64)
-                b = (lin['bias'].astype(np.float64) if lin['bias'] is not None else 0) * s + t
-                ops[j-1] = dict(op='linear', weight=(s[:, None] * w).astype(np.float32), bias=b.astype(np.float32))
-            else: continue
-            del ops[j]; changed = True
-            break
-    return ops
-
-# %% ../nbs/02_predict.ipynb #108be07f
-PAD = -1e30       # key of padding columns
-INVALID = -1e29   # keys at or below this are padding or excluded (-inf), never returned
-
-class _DotScorer:
-    "Ranking keys `u·v + b_i` for the dot model, as one matrix product per chunk"
-    def __init__(self, exp:CollabExport, item_rows:np.ndarray, n_cols:int, device):
-        f = exp.n_factors
-        self.users = torch.from_numpy(np.ascontiguousarray(np.concatenate(
-            [exp.user_factors, np.ones((len(exp.user_factors), 1), np.float32)], 1))).to(device)
-        items = np.zeros((n_cols, f + 1), np.float32)
-        items[:len(item_rows), :f] = exp.item_factors[item_rows]
-        items[:len(item_rows), f] = exp.item_bias[item_rows]
-        items[len(item_rows):, f] = PAD
-        self.items_t = torch.from_numpy(items).to(device).t().contiguous()
-        self.user_bias = torch.from_numpy(exp.user_bias).to(device)
-        self.y_range = exp.y_range
-
-    def keys(self, user_rows:torch.Tensor, out:torch.Tensor=None) -> torch.Tensor:
-        return torch.mm(self.users.index_select(0, user_rows), self.items_t, out=out)
-
-    def scores(self, user_rows:torch.Tensor, keys:torch.Tensor) -> torch.Tensor:
-        res = keys + self.user_bias.index_select(0, user_rows)[:, None]
-        return res if self.y_range is None else torch.sigmoid(res) * (self.y_range[1] - self.y_range[0]) + self.y_range[0]
-
-# %% ../nbs/02_predict.ipynb #631aad10
-_ACT = {'relu': torch.relu, 'tanh': torch.tanh, 'sigmoid': torch.sigmoid, 'gelu': torch.nn.functional.gelu,
-        'silu': torch.nn.functional.silu}
-
-def _apply(op:dict, x:torch.Tensor, params) -> torch.Tensor:
-    "One op on a [pairs, features] block; activations work in place (the block is a temporary)"
-    if op['op'] == 'linear':
-        weight, bias = params
-        return torch.addmm(bias, x, weight.t()) if bias is not None else x @ weight.t()
-    if op['op'] == 'affine': return x.mul_(params[0]).add_(params[1])
-    if op['op'] == 'relu': return x.relu_()
-    if op['op'] == 'leaky_relu': return torch.nn.functional.leaky_relu_(x, op['slope'])
-    return _ACT[op['op']](x)
-
-class _NNScorer:
-    "Scores of the neural model: first Linear split into a per-user and a per-item part, BatchNorms folded"
-    def __init__(self, exp:CollabExport, item_rows:np.ndarray, n_cols:int, device, block_bytes:int=None):
-        ops = _fold_ops(exp.mlp)
-        self.final = ops.pop() if ops[-1]['op'] == 'sigmoid_range' else None
-        if ops[0]['op'] != 'linear': raise ValueError(f"the NN's first op after folding is {ops[0]['op']!r}, not linear")
-        t = lambda a: None if a is None else torch.from_numpy(np.ascontiguousarray(a)).to(device)
-        first, self.rest = ops[0], ops[1:]
-        nu = exp.user_factors.shape[1]
-        w = first['weight']
-        self.w_user = t(w[:, :nu])
-        self.users = t(exp.user_factors)
-        b = first['bias'] if first['bias'] is not None else np.zeros(w.shape[0], np.float32)
-        self.item_part = t(exp.item_factors[item_rows] @ w[:, nu:].T + b)          # [n_items, hidden]
-        self.params = [(t(o['weight']), t(o['bias'])) if o['op'] == 'linear' else
-                       (t(o['scale']), t(o['shift'])) if o['op'] == 'affine' else None for o in self.rest]
-        self.n_items, self.n_cols = len(item_rows), n_cols
-        widths = [w.shape[0]] + [o['weight'].shape[0] for o in self.rest if o['op'] == 'linear']
-        if block_bytes is None: block_bytes = 4 << 20 if torch.device(device).type == 'cpu' else 256 << 20   # CPU: stay in cache
-        self.pairs_per_block = max(1024, block_bytes // (4 * max(widths)))
-
-    def keys(self, user_rows:torch.Tensor, out:torch.Tensor=None) -> torch.Tensor:
-        user_part = self.users.index_select(0, user_rows) @ self.w_user.t()          # [C, hidden]
-        if out is None: out = torch.empty(len(user_rows), self.n_cols, device=user_part.device)
-        out[:, self.n_items:] = PAD
-        step = max(1, self.pairs_per_block // max(1, self.n_items))
-        hidden = torch.empty(min(step, len(user_rows)), self.n_items, self.item_part.shape[1], device=user_part.device)
-        for s in range(0, len(user_rows), step):
-            c = min(step, len(user_rows) - s)
-            h = torch.add(user_part[s:s+c, None, :], self.item_part[None], out=hidden[:c])   # [c, n_items, hidden]
-            h = h.view(c * self.n_items, -1)
-            for op, p in zip(self.rest, self.params): h = _apply(op, h, p)
-            out[s:s+c, :self.n_items] = h.view(c, self.n_items)
-        return out
-
-    def scores(self, user_rows:torch.Tensor, keys:torch.Tensor) -> torch.Tensor:
-        if self.final is None: return keys
-        lo, hi = self.final['low'], self.final['high']
-        return torch.sigmoid(keys) * (hi - lo) + lo
-
-# %% ../nbs/02_predict.ipynb #5e33983d
-def _use_blocks(n_cols:int, k:int, block:int) -> bool:
-    "Whether the two-stage block selection applies: whole blocks, and at least 4 blocks per selected key"
-    return bool(block) and n_cols % block == 0 and n_cols // block >= 4 * k
-
-def _topk_torch(keys:torch.Tensor, k:int, block:int=0) -> tuple:
-    "`topk_rows` with torch ops (any device; used on GPUs)"
-    n_rows, n_cols = keys.shape
-    k = min(k, n_cols)
-    extra = int(n_cols > k)                      # select one more than k, to see a tie across the boundary
-    valid = lambda v: v > INVALID
-    cand, cand_cols, tie = keys, None, torch.zeros(n_rows, dtype=torch.bool, device=keys.device)
-    if _use_blocks(n_cols, k, block):
-        blocks = keys.view(n_rows, n_cols // block, block)
-        top_max, top_blocks = blocks.amax(2).topk(k + 1, dim=1)
-        tie |= (top_max[:, k - 1] == top_max[:, k]) & valid(top_max[:, k - 1])
-        top_blocks = top_blocks[:, :k, None]
-        cand = blocks.gather(1, top_blocks.expand(-1, -1, block)).reshape(n_rows, k * block)
-        cand_cols = (top_blocks * block + torch.arange(block, device=keys.device)).reshape(n_rows, k * block)
-    vals, pos = cand.topk(k + extra, dim=1)
-    if extra:
-        tie |= (vals[:, k - 1] == vals[:, k]) & valid(vals[:, k - 1])
-        vals, pos = vals[:, :k], pos[:, :k]
-    cols = pos if cand_cols is None else cand_cols.gather(1, pos)
-    inner = ((vals[:, 1:] == vals[:, :-1]) & valid(vals[:, 1:])).any(1) & ~tie
-    if inner.any():                              # equal keys inside the top k: lower column first
-        rows = inner.nonzero()[:, 0]
-        v, c = vals[rows], cols[rows]
-        order = c.argsort(dim=1); v, c = v.gather(1, order), c.gather(1, order)
-        order = v.neg().argsort(dim=1, stable=True)
-        vals[rows], cols[rows] = v.gather(1, order), c.gather(1, order)
-    if tie.any():                                # equal keys across the boundary: exact stable sort of those rows
-        rows = tie.nonzero()[:, 0]
-        exact = keys[rows].neg().argsort(dim=1, stable=True)[:, :k]
-        vals[rows], cols[rows] = keys[rows].gather(1, exact), exact
-    return vals.masked_fill(~valid(vals), float('-inf')), cols
-
-# %% ../nbs/02_predict.ipynb #72abd906
-def _kth_largest(a:np.ndarray, k:int) -> tuple:
-    "The k-th and (k+1)-th largest value of each row (numpy's AVX-512 sort or partition, whichever is faster at this width)"
-    n = a.shape[1]
-    if n < 1024:
-        ranked = np.sort(a, axis=1)
-        return ranked[:, n - k], ranked[:, n - k - 1]
-    part = np.partition(a, n - k, axis=1)
-    return part[:, n - k], part[:, :n - k].max(1)
-
-def _select_dense(keys:np.ndarray, k:int) -> tuple:
-    "Top k per row of a [rows, cols > k] float32 array; rows flagged in the third result need the exact path"
-    n_rows, n_cols = keys.shape
-    kth, next_ = _kth_largest(keys, k)
-    exact = (next_ == kth) | (kth <= INVALID)                       # a tie across the boundary, or fewer than k valid
-    mask = keys >= kth[:, None]
-    mask[exact] = False
-    flat = np.flatnonzero(mask)                                     # exactly k per remaining row, in column order
-    vals, cols = keys.ravel()[flat].reshape(-1, k), (flat % n_cols).reshape(-1, k)
-    order = np.argsort(-vals, axis=1)
-    vals, cols = np.take_along_axis(vals, order, 1), np.take_along_axis(cols, order, 1)
-    inner = (vals[:, 1:] == vals[:, :-1]).any(1)                    # equal values inside the top k: column order
-    if inner.any():
-        v, c = vals[inner], cols[inner]
-        order = np.argsort(c, axis=1); v, c = np.take_along_axis(v, order, 1), np.take_along_axis(c, order, 1)
-        order = np.argsort(-v, axis=1, kind='stable')
-        vals[inner], cols[inner] = np.take_along_axis(v, order, 1), np.take_along_axis(c, order, 1)
-    out_vals, out_cols = np.full((n_rows, k), -np.inf, np.float32), np.zeros((n_rows, k), np.int64)
-    out_vals[~exact], out_cols[~exact] = vals, cols
-    return out_vals, out_cols, exact
-
-def _select_above(cand:np.ndarray, thr:np.ndarray, k:int, max_width:int=None) -> tuple:
-    "Top k per row of candidates in column order that include every key >= `thr` of the row, at least k of them; ties exact"
-    n_rows, n_cols = cand.shape
-    mask = cand >= thr[:, None]
-    counts = mask.sum(1)
-    wide = counts > (max_width or 4 * k)                               # many keys tie at the threshold: sort those rows whole
-    mask[wide], counts[wide] = False, 0
-    flat = np.flatnonzero(mask)                                        # row-major, so column order within a row
-    row, pos = flat // n_cols, np.arange(len(flat)) - np.repeat(np.cumsum(counts) - counts, counts)
-    width = max(int(counts.max(initial=0)), k)
-    vals, cols = np.full((n_rows, width), -np.inf, np.float32), np.zeros((n_rows, width), np.int64)
-    vals[row, pos], cols[row, pos] = cand.ravel()[flat], flat % n_cols
-    order = np.argsort(-vals, axis=1, kind='stable')[:, :k]           # key descending, then column ascending
-    vals, cols = np.take_along_axis(vals, order, 1), np.take_along_axis(cols, order, 1)
-    if wide.any():
-        order = np.argsort(-cand[wide], axis=1, kind='stable')[:, :k]
-        vals[wide], cols[wide] = np.take_along_axis(cand[wide], order, 1), order
-    return vals, cols
-
-def _topk_numpy(keys:np.ndarray, k:int, block:int=0) -> tuple:
-    "`topk_rows` with numpy's vectorised sort (CPU)"
-    n_rows, n_cols = keys.shape
-    k = min(k, n_cols)
-    if k == n_cols:
-        vals, cols, exact = np.empty((n_rows, k), np.float32), np.empty((n_rows, k), np.int64), np.ones(n_rows, bool)
-    elif _use_blocks(n_cols, k, block):
-        n_blocks = n_cols // block
-        block_max = torch.from_numpy(keys).view(n_rows, n_blocks, block).amax(2).numpy()
-        m_k, next_ = _kth_largest(block_max, k)
-        exact = (next_ == m_k) | (m_k <= INVALID)                          # tied blocks at the boundary, or too few valid
-        chosen = block_max >= m_k[:, None]
-        chosen[exact] = False
-        rows = np.flatnonzero(~exact)
-        blocks = (np.flatnonzero(chosen) % n_blocks).reshape(-1, k)       # the k best blocks of each remaining row
-        flat_blocks = (rows[:, None] * n_blocks + blocks).ravel()            # np.take of whole blocks: 10x faster than [rows, blocks]
-        cand = np.take(keys.reshape(-1, block), flat_blocks, axis=0).reshape(len(rows), k * block)
-        v, c = _select_above(cand, m_k[rows], k)      # every key >= m_k is in the chosen blocks, and each block holds one
-        vals, cols = np.full((n_rows, k), -np.inf, np.float32), np.zeros((n_rows, k), np.int64)
-        vals[rows], cols[rows] = v, np.take_along_axis(blocks, c // block, 1) * block + c % block
-    else: vals, cols, exact = _select_dense(keys, k)
-    if exact.any():
-        rows = np.flatnonzero(exact)
-        order = np.argsort(-keys[rows], axis=1, kind='stable')[:, :k]
-        vals[rows], cols[rows] = np.take_along_axis(keys[rows], order, 1), order
-    vals[vals <= INVALID] = -np.inf
-    return vals, cols
-
-_POOLS, _POOLS_LOCK = {}, threading.Lock()
-def _thread_pool(n:int) -> ThreadPoolExecutor:
-    "A pool of `n` threads for this process (a forked child, e.g. a Spark worker, makes its own)"
-    with _POOLS_LOCK:
-        key = (os.getpid(), n)
-        if key not in _POOLS: _POOLS[key] = ThreadPoolExecutor(n, thread_name_prefix='fastcf-topk')
-        return _POOLS[key]
-
-def _topk_numpy_threads(keys:np.ndarray, k:int, block:int=0, n_threads:int=1, min_rows:int=64) -> tuple:
-    "`_topk_numpy` on slices of rows in `n_threads` threads (numpy's sort, partition and indexing release the GIL)"
-    n = min(n_threads, len(keys) // min_rows)
-    if n < 2: return _topk_numpy(keys, k, block)
-    ends = np.linspace(0, len(keys), n + 1).astype(int)
-    parts = list(_thread_pool(n_threads).map(lambda s, e: _topk_numpy(keys[s:e], k, block), ends[:-1], ends[1:]))
-    return np.concatenate([v for v, _ in parts]), np.concatenate([c for _, c in parts])
-
-def topk_rows(
-    keys:torch.Tensor,  # [rows, cols] ranking keys; <= -1e29 (padding) or -inf (excluded) never returned
-    k:int,              # how many to keep per row
-    block:int=0,        # block size of the two-stage selection (0: one stage); cols must be a multiple of it
-) -> tuple:
-    "Top `k` keys per row and their columns, sorted by key descending then column ascending; invalid entries marked -inf"
-    k = _check_k(k)
-    if keys.device.type != 'cpu': return _topk_torch(keys, k, block)
-    vals, cols = _topk_numpy_threads(np.ascontiguousarray(keys.numpy()), k, block, torch.get_num_threads())
-    return torch.from_numpy(vals), torch.from_numpy(cols)
 
 # %% ../nbs/02_predict.ipynb #72950a5f
 class _Exclusions:
@@ -404,16 +141,10 @@ class _Exclusions:
         return local[keep], cols[keep]
 
 # %% ../nbs/02_predict.ipynb #c2eb1420
-def _pick_block(n_items:int, k:int) -> int:
-    "Block size of the two-stage selection (0 = plain topk), chosen by measurement on 2 CPU cores"
-    for block in (64, 32):
-        if n_items >= 4 * block * k and n_items >= 4096: return block
-    return 0
-
 def _chunk_size(n_cols:int, chunk_bytes:int, scorer) -> int:
     "Users per chunk: their keys and selection temporaries (~10 bytes per key) fit in `chunk_bytes`, at most 16,384 users"
     per_user = 10 * n_cols
-    if isinstance(scorer, _NNScorer): per_user = max(per_user, 4 * n_cols)
+    if isinstance(scorer, NNScorer): per_user = max(per_user, 4 * n_cols)
     return int(max(1, min(16384, chunk_bytes // per_user)))
 
 class _Progress:
@@ -443,19 +174,27 @@ def _in_notebook() -> bool:
 
 # %% ../nbs/02_predict.ipynb #4b4711d1
 def iter_topk(
-    exp:CollabExport, users=None, k:int=50, exclude=None, items=None, unknown:str='raise',
-    device=None, chunk_bytes:int=256 << 20, block:int=None, progress=None,
+    exp:CollabExport,          # the exported model
+    users=None,                # user IDs to rank for (None: every user in the export)
+    k:int=50,                  # results per user
+    exclude=None,              # pairs never to return, as for `recommend`; pairs of unknown IDs are ignored
+    items=None,                # candidate item IDs (None: every item)
+    unknown:str='raise',       # unknown IDs in users/items: 'raise' a KeyError, or 'drop' them with a warning
+    device=None,               # 'cpu', 'cuda', … (None: the GPU if available, else the CPU)
+    chunk_bytes:int=256 << 20, # memory for one chunk's scores and temporaries
+    block:int=None,            # block size of the selection (None: `pick_block`'s choice; 0: one stage)
+    progress=None,             # progress bar over chunks (None: in notebooks only; False: never)
 ):
     "Yield, per chunk of users, (user rows, item rows [C, k], scores [C, k], valid [C, k]) as numpy arrays"
-    k = _check_k(k)
+    k = check_k(k)
     device = _resolve_device(device)
-    user_rows = _rows(exp.users, users, unknown, 'user')
-    item_rows = _rows(exp.items, items, unknown, 'item')
+    user_rows = id_rows(exp.users, users, unknown, 'user')
+    item_rows = id_rows(exp.items, items, unknown, 'item')
     if len(user_rows) == 0 or len(item_rows) == 0: return
     k = min(k, len(item_rows))
-    block = _pick_block(len(item_rows), k) if block is None else block
+    block = pick_block(len(item_rows), k) if block is None else block
     n_cols = -(-len(item_rows) // block) * block if block else len(item_rows)
-    scorer = (_DotScorer if exp.kind == 'dot' else _NNScorer)(exp, item_rows, n_cols, device)
+    scorer = (DotScorer if exp.kind == 'dot' else NNScorer)(exp, item_rows, n_cols, device)
     excl = exclude if exclude is None or isinstance(exclude, _Exclusions) else _Exclusions(exp, exclude)   # unknown IDs ignored
     item_col = np.full(exp.items.n_rows, -1, np.int64); item_col[item_rows] = np.arange(len(item_rows))
     chunk = _chunk_size(n_cols, chunk_bytes, scorer)
@@ -479,152 +218,6 @@ def iter_topk(
                 bar.update(n + 1)
     finally: bar.close()
 
-# %% ../nbs/02_predict.ipynb #6b56e48b
-def _chunk_frame(exp, rows, item_rows, scores, valid) -> pd.DataFrame:
-    "One chunk's recommendations as a DataFrame with raw IDs (rows come from the export, so no bounds checks)"
-    n_rows, k = valid.shape
-    if valid.all(): user_rows, item_rows, scores, rank = np.repeat(rows, k), item_rows.ravel(), scores.ravel(), np.tile(np.arange(1, k + 1), n_rows)
-    else:
-        user_rows, item_rows, scores = np.repeat(rows, valid.sum(1)), item_rows[valid], scores[valid]
-        rank = np.broadcast_to(np.arange(1, k + 1), valid.shape)[valid]
-    return pd.DataFrame({exp.user_name: exp.users.ids[user_rows - exp.users.n_pad],
-                         exp.item_name: exp.items.ids[item_rows - exp.items.n_pad],
-                         'score': scores.astype(np.float32, copy=False), 'rank': rank.astype(np.int64, copy=False)})
-
-def _empty_frame(exp) -> pd.DataFrame:
-    "No recommendations, with the columns and dtypes of `_chunk_frame`'s"
-    return _chunk_frame(exp, np.zeros(0, np.int64), np.zeros((0, 1), np.int64), np.zeros((0, 1), np.float32), np.zeros((0, 1), bool))
-
-def _arrow_schema(exp):
-    "The Parquet schema of `recommend`'s output (None for mixed-type IDs: inferred from the data)"
-    import pyarrow as pa
-    types = {'int': pa.int64(), 'float': pa.float64(), 'str': pa.string()}
-    if exp.users.kind not in types or exp.items.kind not in types: return None
-    return pa.schema([(exp.user_name, types[exp.users.kind]), (exp.item_name, types[exp.items.kind]),
-                      ('score', pa.float32()), ('rank', pa.int64())])
-
-_HOST = re.sub(r'[^A-Za-z0-9-]', '-', socket.gethostname()) or 'host'
-
-def _temp_pattern(path:Path) -> re.Pattern:
-    "Names of the writer's temporaries for `path` from this host: `.{name}.{host}.{pid}.{8 hex}.tmp`"
-    return re.compile(rf"\.{re.escape(path.name)}\.{re.escape(_HOST)}\.(\d+)\.[0-9a-f]{{8}}\.tmp")
-
-def _pid_alive(pid:int) -> bool:
-    "Whether process `pid` exists (and, unless we can tell, assume it does)"
-    if pid == os.getpid() or os.name == 'nt': return True      # on Windows os.kill would terminate it
-    try: os.kill(pid, 0)
-    except ProcessLookupError: return False
-    except OSError: return True
-    return True
-
-def _remove_stale(path:Path):
-    "Remove the temporaries a killed writer (SIGKILL) left for `path`: our own naming pattern, from a process that is gone"
-    pattern = _temp_pattern(path)
-    try: names = os.listdir(path.parent)
-    except OSError: return
-    for name in names:
-        m = pattern.fullmatch(name)
-        if m and not _pid_alive(int(m.group(1))):
-            try: os.unlink(path.parent / name)
-            except OSError: pass
-
-def _make_folders(folder:Path, path:Path) -> list:
-    "Create `folder` and its missing parents; returns the ones created, outermost first"
-    missing = []
-    while not folder.exists(): missing.append(folder); folder = folder.parent
-    created = []
-    try:
-        for d in reversed(missing): d.mkdir(exist_ok=True); created.append(d)
-    except OSError as e:
-        _remove_folders(created)
-        raise type(e)(f"cannot write out={str(path)!r}: creating folder {str(d)!r} failed: {e.strerror or e}") from None
-    return created
-
-def _remove_folders(created:list):
-    "Remove the folders in `created` (outermost first) if they are empty, innermost first"
-    for d in reversed(created):
-        try: d.rmdir()
-        except OSError: break
-
-class _Writer:
-    "Stream DataFrames to a .parquet or .csv file atomically: a hidden temporary beside it, renamed when complete"
-    def __init__(self, path, exp:CollabExport=None):
-        self.path = Path(path)
-        suffix = self.path.suffix.lower()
-        if suffix not in ('.parquet', '.csv'): raise ValueError(f"out must end in .parquet or .csv, got {self.path.name!r}")
-        if self.path.is_dir(): raise IsADirectoryError(f"out={str(self.path)!r} is a directory; give a file name")
-        if suffix == '.parquet':
-            try: import pyarrow, pyarrow.parquet
-            except ImportError: raise ImportError("writing .parquet needs pyarrow: pip install 'fastcf[parquet]' (or write .csv)") from None
-        self.parquet, self.writer, self.n_rows, self.started = suffix == '.parquet', None, 0, False
-        self.schema = _arrow_schema(exp) if self.parquet and exp is not None else None   # typed columns even with no rows
-        self.created = _make_folders(self.path.parent, self.path)
-        try:
-            _remove_stale(self.path)
-            self.tmp = self._create_temp()
-        except BaseException: _remove_folders(self.created); raise
-
-    def _create_temp(self) -> Path:
-        "A new hidden file beside `path`, created like `open()` does (mode 0666 less the umask)"
-        for _ in range(100):
-            tmp = self.path.parent / f".{self.path.name}.{_HOST}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-            try: fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-            except FileExistsError: continue
-            except OSError as e:
-                raise type(e)(f"cannot write out={str(self.path)!r}: no file can be created in {str(self.path.parent)!r} "
-                              f"({e.strerror or e})") from None
-            os.close(fd)
-            return tmp
-        raise FileExistsError(f"cannot write out={str(self.path)!r}: no free temporary name in {str(self.path.parent)!r}")
-
-    def write(self, df:pd.DataFrame):
-        if self.parquet:
-            import pyarrow as pa, pyarrow.parquet as pq
-            table = pa.Table.from_pandas(df, schema=self.schema, preserve_index=False)
-            if self.writer is None: self.writer = pq.ParquetWriter(self.tmp, table.schema)
-            self.writer.write_table(table.cast(self.writer.schema))
-        else: df.to_csv(self.tmp, mode='a', header=not self.started, index=False)
-        self.n_rows += len(df); self.started = True
-
-    def close(self, ok:bool):
-        "Rename the finished file into place (`ok`), or remove the temporary and the folders this writer created"
-        try:
-            if self.writer is not None: self.writer.close()
-            if ok: os.replace(self.tmp, self.path)
-        except BaseException: ok = False; raise
-        finally:
-            if not ok:
-                if os.path.exists(self.tmp): os.unlink(self.tmp)
-                _remove_folders(self.created)
-
-class _Terminated(BaseException):
-    "Raised by the SIGTERM handler during a write, so that the temporary is removed on the way out"
-
-def _remove_own_temps(path:Path):
-    "Remove this process's temporaries for `path` (a SIGTERM may come before the writer knows its file)"
-    pattern = _temp_pattern(path)
-    for name in os.listdir(path.parent) if path.parent.is_dir() else []:
-        m = pattern.fullmatch(name)
-        if m and int(m.group(1)) == os.getpid():
-            try: os.unlink(path.parent / name)
-            except OSError: pass
-
-@contextmanager
-def _cleanup_on_sigterm(path:Path):
-    "While the block writes `path` in the main thread: SIGTERM unwinds it (cleaning up), then goes to the previous handler"
-    if threading.current_thread() is not threading.main_thread(): yield; return
-    previous = signal.getsignal(signal.SIGTERM)
-    if previous in (signal.SIG_IGN, None): yield; return      # ignored, or a handler Python did not install: leave it
-    def raise_terminated(signum, frame): raise _Terminated(signum)
-    signal.signal(signal.SIGTERM, raise_terminated)
-    try: yield
-    except _Terminated:
-        signal.signal(signal.SIGTERM, previous)
-        _remove_own_temps(path)
-        signal.raise_signal(signal.SIGTERM)     # the default action ends the process as it would have; a handler runs now
-        raise InterruptedError(f"SIGTERM while writing {str(path)!r}: nothing was written") from None
-    finally: signal.signal(signal.SIGTERM, previous)
-
 # %% ../nbs/02_predict.ipynb #33cf765b
 def recommend(
     exp:CollabExport,      # the exported model (`from_learner(learn)` or `CollabExport.load(path)`)
@@ -639,31 +232,47 @@ def recommend(
     chunk_bytes:int=256 << 20, # memory for one chunk's scores and temporaries; bounds the peak memory
 ):
     "Top-`k` items for each user as a DataFrame [user, item, score, rank] (or the path of `out`)"
-    k = _check_k(k)
+    k = check_k(k)
     if unknown not in ('raise', 'drop'): raise ValueError(f"unknown must be 'raise' or 'drop', got {unknown!r}")
     if exclude is not None: exclude = _Exclusions(exp, exclude, unknown)
     chunks = iter_topk(exp, users, k, exclude, items, unknown, device, chunk_bytes, progress=progress)
     if out is None:
-        frames = [_chunk_frame(exp, *c) for c in chunks]
-        if not frames: return _empty_frame(exp)
+        frames = [recs_frame(exp, *c) for c in chunks]
+        if not frames: return empty_recs_frame(exp)
         return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    with _cleanup_on_sigterm(Path(out)):
-        writer, ok = _Writer(out, exp), False
-        try:
-            for c in chunks: writer.write(_chunk_frame(exp, *c))
-            if not writer.started: writer.write(_empty_frame(exp))     # no rows: still the four columns
-            ok = True
-        finally: writer.close(ok)
+    with RecsWriter(out, exp) as writer:
+        for c in chunks: writer.write(recs_frame(exp, *c))
     return writer.path
+
+# %% ../nbs/02_predict.ipynb #3ccc2d1c
+def predict(
+    exp:CollabExport,       # the exported model
+    df:pd.DataFrame,        # pairs to score, with the export's user and item columns
+    unknown:str='raise',    # 'raise': KeyError for IDs not in the export; 'nan': score them as NaN
+) -> np.ndarray:
+    "Scores (in `y_range` units) of the (user, item) pairs in `df`, in row order"
+    if unknown not in ('raise', 'nan'): raise ValueError(f"unknown must be 'raise' or 'nan', got {unknown!r}")
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"predict needs a pandas DataFrame with columns {[exp.user_name, exp.item_name]}, got "
+                        f"{type(df).__name__}" + (": wrap it in pd.DataFrame(...)" if isinstance(df, dict) else ""))
+    _check_columns(df, [exp.user_name, exp.item_name])
+    mode = 'raise' if unknown == 'raise' else 'mask'
+    users, items = _as_id_array(df[exp.user_name]), _as_id_array(df[exp.item_name])
+    _check_kind(exp.users, users, f"column {exp.user_name!r}"); _check_kind(exp.items, items, f"column {exp.item_name!r}")
+    u, i = exp.users.rows(users, unknown=mode), exp.items.rows(items, unknown=mode)
+    ok = (u >= 0) & (i >= 0)
+    out = np.full(len(df), np.nan, dtype=np.float32)
+    out[ok] = exp.score_rows(u[ok], i[ok])
+    return out
 
 # %% ../nbs/02_predict.ipynb #6af8a3c8
 def score_matrix(exp:CollabExport, users=None, items=None, unknown:str='raise', max_cells:int=50_000_000) -> pd.DataFrame:
     "Every score of `users` × `items` (default all) as a DataFrame indexed by user ID, columns item IDs"
-    u, i = _rows(exp.users, users, unknown, 'user'), _rows(exp.items, items, unknown, 'item')
+    u, i = id_rows(exp.users, users, unknown, 'user'), id_rows(exp.items, items, unknown, 'item')
     if len(u) * len(i) > max_cells:
         raise ValueError(f"{len(u):,} × {len(i):,} scores is over max_cells={max_cells:,}; use recommend() for top-K lists")
     device = torch.device('cpu')
-    scorer = (_DotScorer if exp.kind == 'dot' else _NNScorer)(exp, i, len(i), device)
+    scorer = (DotScorer if exp.kind == 'dot' else NNScorer)(exp, i, len(i), device)
     with torch.no_grad():
         rows = torch.from_numpy(u)
         vals = scorer.scores(rows, scorer.keys(rows)).numpy()
@@ -671,7 +280,7 @@ def score_matrix(exp:CollabExport, users=None, items=None, unknown:str='raise', 
                         columns=pd.Index(exp.items.ids_of(i), name=exp.item_name))
 
 def _similar(exp:CollabExport, which:str, the_id, k:int) -> pd.DataFrame:
-    k = _check_k(k)
+    k = check_k(k)
     voc, fac = (exp.items, exp.item_factors) if which == 'item' else (exp.users, exp.user_factors)
     row = voc.rows([the_id])[0]
     real = torch.from_numpy(fac[voc.n_pad:])

@@ -13,7 +13,10 @@ from types import SimpleNamespace
 import numpy as np, pandas as pd, torch
 from .models import Vocab, _as_id_array
 from .export import CollabExport
-from .predict import iter_topk, _chunk_frame, _rows, _DotScorer, _NNScorer
+from .predict import iter_topk, id_rows
+from .scorers import DotScorer, NNScorer
+from .topk import check_k
+from .output import recs_frame
 
 # %% auto #0
 __all__ = ['local_spark', 'recommend_spark']
@@ -85,11 +88,9 @@ def _batch_export(side:SimpleNamespace, shard:SimpleNamespace, ids:np.ndarray, r
 
 def _finish(side:SimpleNamespace, rows:np.ndarray, keys:np.ndarray) -> np.ndarray:
     "Scores in y_range units from the ranking keys of users at `rows`, with the scorers' own arithmetic"
-    keys, rows_t = torch.from_numpy(keys), torch.from_numpy(rows)
-    if side.kind == 'dot':
-        scorer = SimpleNamespace(user_bias=torch.from_numpy(side.user_bias), y_range=side.y_range)
-        return _DotScorer.scores(scorer, rows_t, keys).numpy()
-    return _NNScorer.scores(SimpleNamespace(final=side.final), rows_t, keys).numpy()
+    keys = torch.from_numpy(keys)
+    if side.kind == 'dot': return DotScorer.finish(keys, torch.from_numpy(side.user_bias[rows]), side.y_range).numpy()
+    return NNScorer.finish(keys, side.final).numpy()
 
 def _exclude_frame(side:SimpleNamespace, ids:np.ndarray, lists) -> pd.DataFrame:
     "The (user, item) pairs of a batch's exclusion lists as a DataFrame for `iter_topk` (None when there are none)"
@@ -113,7 +114,7 @@ def _rank_partition(batches, users_bc, shard_bc, k:int, unknown:str, threads:int
         seen = _exclude_frame(side, ids, batch[_EXCLUDE].to_numpy()[keep]) if _EXCLUDE in batch.columns else None
         sub = _batch_export(side, shard, ids, rows)
         for local, items, keys, valid in iter_topk(sub, k=k, exclude=seen, **options):
-            frame = _chunk_frame(sub, local, items, _finish(side, rows[local], keys), valid)
+            frame = recs_frame(sub, local, items, _finish(side, rows[local], keys), valid)
             if merge: frame['_key'], frame['_pos'] = keys[valid], items[valid] + shard.start
             yield frame
 
@@ -164,7 +165,7 @@ def recommend_spark(
     "Top-`k` items per user as a Spark DataFrame [user, item, score, rank], as `recommend` computes them, on Spark's executors"
     ps = _pyspark()
     F, T = ps.F, ps.T
-    if k < 1: raise ValueError(f"k must be at least 1, got {k}")
+    k = check_k(k)
     if unknown not in ('raise', 'drop'): raise ValueError(f"unknown must be 'raise' or 'drop', got {unknown!r}")
     if spark is None: spark = users.sparkSession if isinstance(users, ps.DataFrame) else ps.SparkSession.getActiveSession()
     if spark is None: raise RuntimeError("no active SparkSession: create one (e.g. fastcf.spark.local_spark()) or pass spark=")
@@ -175,11 +176,11 @@ def recommend_spark(
     if isinstance(items, ps.DataFrame):
         if iname not in items.columns: raise KeyError(f"items has no column {iname!r}; its columns are {items.columns}")
         items = items.select(F.col(_quote(iname))).distinct().toPandas()[iname]
-    item_rows = _rows(exp.items, items, unknown, 'item')
+    item_rows = id_rows(exp.items, items, unknown, 'item')
     if len(item_rows) == 0: return spark.createDataFrame([], T.StructType(schema))
 
     if users is None or not isinstance(users, ps.DataFrame):
-        ids = exp.users.ids_of(_rows(exp.users, users, unknown, 'user'))
+        ids = exp.users.ids_of(id_rows(exp.users, users, unknown, 'user'))
         frame, n_users = _ids_frame(spark, _USER, ids), len(ids)
     else:
         if uname not in users.columns: raise KeyError(f"users has no column {uname!r}; its columns are {users.columns}")

@@ -1,5 +1,5 @@
 """Export and predictor against real fastai Learners: string IDs, validation-only integer IDs, load_learner, and rankings
-equal to get_preds on the full cartesian DataFrame."""
+equal to get_preds on the full cartesian DataFrame. Learners are trained once per module (`trained`) and shared."""
 import os, warnings
 import numpy as np, pandas as pd, pytest, torch
 
@@ -25,6 +25,20 @@ def _learner(ratings, kind, make=collab_learner, epochs=2):
 def _get_preds(learn, df):
     with learn.no_bar(): preds, _ = learn.get_preds(dl=learn.dls.test_dl(df))
     return preds.reshape(-1).numpy()
+
+
+@pytest.fixture(scope='module')
+def ratings(): return synthetic_ratings()
+
+
+@pytest.fixture(scope='module')
+def trained(ratings):
+    "fastcf Learners on `ratings`, trained once per kind for the whole module (each test reads them, none changes them)"
+    cache = {}
+    def get(kind):
+        if kind not in cache: cache[kind] = _learner(ratings, kind, epochs=3)
+        return cache[kind]
+    return get
 
 
 @pytest.fixture(scope='module')
@@ -60,11 +74,9 @@ def test_validation_only_integer_users_are_not_invented():
 
 
 @pytest.mark.parametrize('kind', ['dot', 'nn'])
-def test_load_learner_roundtrip(tmp_path, kind):
-    ratings = synthetic_ratings()
-    learn = _learner(ratings, kind)
-    learn.path = tmp_path
-    learn.export('learner.pkl')
+def test_load_learner_roundtrip(tmp_path, ratings, trained, kind):
+    learn = trained(kind)
+    learn.export(tmp_path / 'learner.pkl')          # an absolute name: the shared Learner's path stays as it is
     restored = load_learner(tmp_path / 'learner.pkl')
     exp = from_learner(restored)
     assert exp.user_counts is None                                 # load_learner keeps no training data
@@ -74,9 +86,8 @@ def test_load_learner_roundtrip(tmp_path, kind):
 
 
 @pytest.mark.parametrize('kind', ['dot', 'nn'])
-def test_rankings_equal_get_preds_on_full_cartesian(kind):
-    ratings = synthetic_ratings()
-    learn = _learner(ratings, kind, epochs=3)
+def test_rankings_equal_get_preds_on_full_cartesian(trained, kind):
+    learn = trained(kind)
     exp = from_learner(learn)
     users, items = exp.user_ids, exp.item_ids
     cart = pd.DataFrame({'user': np.repeat(users, len(items)), 'item': np.tile(items, len(users))})
@@ -93,8 +104,8 @@ def test_rankings_equal_get_preds_on_full_cartesian(kind):
     assert mismatch.mean() < 0.01
 
 
-def test_save_is_atomic(tmp_path, monkeypatch):
-    exp = from_learner(_learner(synthetic_ratings(), 'dot', epochs=1))
+def test_save_is_atomic(tmp_path, monkeypatch, trained):
+    exp = from_learner(trained('dot'))
     target = tmp_path / 'model.fcf'
     exp.save(target)
     before = target.read_bytes()
@@ -130,7 +141,7 @@ def test_cuda_matches_cpu(kind):
 @pytest.mark.parametrize('n_threads', [1, 2, 3])
 def test_topk_selection_matches_stable_sort(n_threads):
     "The CPU selection (one- and two-stage, split over threads) equals a stable sort, on random shapes full of ties"
-    from fastcf.predict import _topk_numpy_threads, INVALID
+    from fastcf.topk import _topk_numpy_threads, INVALID
     rng = np.random.default_rng(n_threads)
     for trial in range(150):
         k, block = int(rng.integers(1, 12)), int(rng.choice([0, 4, 8, 32, 64]))

@@ -48,10 +48,6 @@ def test_k_below_one_is_a_value_error(exp, fn, k):
 def test_numpy_integer_k_works(exp, fn):
     K_USERS[fn](exp, np.int64(3))
 
-def test_predict_given_a_dict_says_it_needs_a_dataframe(exp):
-    with pytest.raises(TypeError, match=r"predict needs a pandas DataFrame with columns \['user', 'item'\], got dict"):
-        predict(exp, {'user': [1, 2], 'item': [3, 4]})
-
 
 # 2. an empty result still has the four columns, typed like the vocab
 @needs_pyarrow
@@ -65,11 +61,6 @@ def test_empty_parquet_has_the_typed_schema(tmp_path, ids):
     assert schema.names == ['user', 'item', 'score', 'rank']
     assert schema.types == [id_type, id_type, pa.float32(), pa.int64()]
     assert pq.read_table(path).num_rows == 0
-
-def test_empty_csv_has_the_header(tmp_path, exp):
-    path = recommend(exp, users=[], out=tmp_path / 'recs.csv')
-    assert path.read_text().splitlines() == ['user,item,score,rank']
-    assert pd.read_csv(path).columns.tolist() == ['user', 'item', 'score', 'rank']
 
 @needs_pyarrow
 def test_fully_excluded_first_chunk_keeps_the_string_type(tmp_path):

@@ -144,6 +144,19 @@ def test_empty_and_bad_arguments(spark):
         recommend_spark(e, exclude=_to_spark(spark, pd.DataFrame({'user': [1], 'movie': [2]})), spark=spark)
 
 
+@pytest.mark.parametrize('k', [2.5, float('nan'), True, '5'])
+def test_k_that_is_not_an_integer_fails_on_the_driver_at_once(spark, k):
+    "Before: k=2.5 passed the driver's `k < 1` check and failed later, on the workers, when the result was evaluated"
+    e = EXPORTS['dot-int']()
+    with pytest.raises(TypeError, match=r"k must be a positive integer, got .* \("):
+        recommend_spark(e, k=k, spark=spark)            # no Spark job runs: the error comes before the lazy DataFrame exists
+
+
+def test_numpy_integer_k_works(spark):
+    e = EXPORTS['dot-int']()
+    assert recommend_spark(e, k=np.int64(2), spark=spark).count() == 2 * len(e.user_ids)
+
+
 def test_write_parquet(spark, tmp_path):
     "Spark's own writer, one part file per task; the result reads back as recommend's frame"
     e = EXPORTS['dot-str']()
