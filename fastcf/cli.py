@@ -237,7 +237,8 @@ def _check_some_known(ids, vocab, what, option, path):
 def cmd_recommend(args):
     "fastcf recommend: top-K from a saved export (no fastai)"
     from fastcf.export import CollabExport
-    from fastcf.predict import iter_topk, _chunk_frame, _Writer
+    from fastcf.predict import iter_topk
+    from fastcf.output import RecsWriter, recs_frame
     out = Path(args.out)
     if out.suffix.lower() not in ('.parquet', '.csv'): raise UsageError(f"--out must end in .parquet or .csv, got {args.out!r}")
     if out.is_dir(): raise UsageError(f"--out {args.out!r} is a directory; give a file name")
@@ -266,15 +267,12 @@ def cmd_recommend(args):
         _check_some_known(users, exp.users, 'user', '--users', args.users)
         _check_some_known(items, exp.items, 'item', '--items', args.items)
     start, n_recs, n_users = time.time(), 0, 0
-    writer, ok = _Writer(out), False                     # written to a temporary file, renamed only if something was recommended
-    try:
+    with RecsWriter(out, exp) as writer:                  # a temporary file, renamed into place only if the block ends without error
         for chunk in iter_topk(exp, users, args.k, exclude, items, args.unknown, device=args.device, progress=sys.stdout.isatty()):
-            frame = _chunk_frame(exp, *chunk)
+            frame = recs_frame(exp, *chunk)
             writer.write(frame)
             n_recs, n_users = n_recs + len(frame), n_users + int(chunk[3].any(1).sum())
-        ok = n_recs > 0
-    finally: writer.close(ok)
-    if not ok: raise UsageError(f"nothing to recommend: every candidate item is excluded for every user asked for; no file written")
+        if n_recs == 0: raise UsageError(f"nothing to recommend: every candidate item is excluded for every user asked for; no file written")
     print(f"wrote {n_recs:,} recommendations (top-{args.k}) for {n_users:,} users to {writer.path} in {time.time() - start:.1f} s")
 
 # %% ../nbs/05_cli.ipynb #67adc6c8

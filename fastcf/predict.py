@@ -21,7 +21,7 @@ __all__ = ['random_export', 'id_rows', 'iter_topk', 'recommend', 'predict', 'sco
 
 # %% ../nbs/02_predict.ipynb #3e3dfaa8
 _all_ = ['PAD', 'INVALID', 'topk_rows', 'check_k']   # from fastcf.topk, importable from here as before
-_Writer = RecsWriter   # the name fastcf.cli imports today; use fastcf.output.RecsWriter
+
 
 # %% ../nbs/02_predict.ipynb #1d3e28ca
 def random_export(n_users:int=100, n_items:int=50, n_factors:int=8, kind:str='dot', y_range=(0., 5.5),
