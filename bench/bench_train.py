@@ -1,7 +1,8 @@
 """Training speed and memory of `fastcf.cli.train`, before and after its fixes, measured in alternating fresh processes.
 
     python bench/bench_train.py speed                       # ms per batch: small demo vs full demo, ratio small/full
-    python bench/bench_train.py memory --rows 1000000 --bs 64 --max-batches 4000
+    python bench/bench_train.py memory --rows 1000000 --bs 64 --max-batches 1500
+    python bench/bench_train.py memory --rows 1000000 --bs 0 --modes after --rounds 1   # a whole epoch at train's bs rule
 
 'before' is the old training path: fastai's `CollabDataLoaders` + fastcf's `collab_learner` + `fit_one_cycle` with torch's
 own thread count and fastai's `Recorder` keeping a tensor per batch (and the small demo at its old bs 256, lr 1e-2).
@@ -9,6 +10,8 @@ own thread count and fastai's `Recorder` keeping a tensor per batch (and the sma
 'after' is `fastcf.cli.train` as it is now: one torch thread, the Recorder's losses kept as floats, the small demo at
 bs 512, lr 2e-2. Each measurement runs in its own process (clean RSS, its own thread setting), before and after
 alternating, so that a shared machine's load hits both alike; say how loaded the machine was when you quote a figure.
+The memory growth 'before' depends on the string-hash seed (with PYTHONHASHSEED=0 it did not show; with 1, 2 and 3
+it did), so each round fixes one: round r runs with PYTHONHASHSEED=r.
 """
 import argparse, json, os, subprocess, sys, time
 from pathlib import Path
@@ -75,8 +78,9 @@ def worker(job:dict) -> dict:
     return out
 
 
-def run(job:dict) -> dict:
-    env = {**os.environ, 'PYTHONPATH': f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+def run(job:dict, hash_seed:int) -> dict:
+    "`worker(job)` in a fresh process with string-hash seed `hash_seed` (the Recorder's growth depends on it: seed 0 hid it)"
+    env = {**os.environ, 'PYTHONPATH': f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", 'PYTHONHASHSEED': str(hash_seed)}
     res = subprocess.run([sys.executable, __file__, 'worker', json.dumps(job)], capture_output=True, text=True, env=env)
     if res.returncode != 0: sys.exit(f"worker failed for {job}:\n{res.stderr[-3000:]}")
     return json.loads(res.stdout.strip().splitlines()[-1])
@@ -86,7 +90,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('task', choices=['speed', 'memory', 'worker'])
     p.add_argument('job', nargs='?', help=argparse.SUPPRESS)
-    p.add_argument('--rounds', type=int, default=2, help='before/after pairs (alternating)')
+    p.add_argument('--rounds', type=int, default=2, help='before/after pairs (alternating); round r runs with PYTHONHASHSEED=r')
+    p.add_argument('--modes', default='before,before-1-thread,after', help='memory: which training paths, in order')
     p.add_argument('--epochs', type=int, default=1)
     p.add_argument('--rows', type=int, default=1_000_000, help='memory: ratings to train on')
     p.add_argument('--bs', type=int, default=64, help="memory: batch size (0: train's rule by data size)")
@@ -98,11 +103,11 @@ def main():
         cfg = {('before', 'bio-small'): (256, 1e-2), ('after', 'bio-small'): (512, 2e-2),
                ('before', 'bio'): (4096, 3e-2), ('after', 'bio'): (4096, 3e-2)}
         results = {k: [] for k in cfg}
-        for _ in range(args.rounds):
+        for round in range(args.rounds):
             for preset in ('bio-small', 'bio'):
                 for mode in ('before', 'after'):
                     bs, lr = cfg[mode, preset]
-                    r = run(dict(task='speed', mode=mode, preset=preset, bs=bs, lr=lr, epochs=args.epochs))
+                    r = run(dict(task='speed', mode=mode, preset=preset, bs=bs, lr=lr, epochs=args.epochs), round + 1)
                     results[mode, preset].append(r)
                     print(f"  {mode:6} {preset:9} bs {bs:4} threads {r['threads']}: {r['batches']} batches, "
                           f"{r['ms_per_batch']:.1f} ms/batch, {r['train_s']:.1f} s, valid loss {r['valid_loss']:.4f}", flush=True)
@@ -115,10 +120,10 @@ def main():
             print(f"| {mode} | {small:.1f} | {full:.1f} | {small / full:.2f} | {small_s:.1f} |")
     else:
         every = 500
-        for _ in range(args.rounds):
-            for mode in ('before', 'before-1-thread', 'after'):
+        for round in range(args.rounds):
+            for mode in args.modes.split(','):
                 r = run(dict(task='memory', mode=mode, rows=args.rows, bs=args.bs or None, lr=5e-3, epochs=args.epochs,
-                             every=every, max_batches=args.max_batches or None))
+                             every=every, max_batches=args.max_batches or None), round + 1)
                 rss = {int(k): v for k, v in r['rss'].items()}
                 first, last = min(rss), max(rss)
                 growth = (rss[last] - rss[first]) / max(last - first, 1) * 1000
