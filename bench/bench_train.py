@@ -74,7 +74,8 @@ def worker(job:dict) -> dict:
     out = dict(job, rows=len(ratings), batches=probe.n, ms_per_batch=1000 * probe.train_time / max(probe.n, 1),
                train_s=probe.train_time, rss=probe.rss, threads=probe.threads)
     out['valid_loss'] = float(learn.recorder.values[-1][1]) if learn.recorder.values else float('nan')
-    out['peak_rss_mb'] = __import__('resource').getrusage(__import__('resource').RUSAGE_SELF).ru_maxrss / 1e3
+    import resource
+    out['peak_rss_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
     return out
 
 
@@ -95,6 +96,7 @@ def main():
     p.add_argument('--epochs', type=int, default=1)
     p.add_argument('--rows', type=int, default=1_000_000, help='memory: ratings to train on')
     p.add_argument('--bs', type=int, default=64, help="memory: batch size (0: train's rule by data size)")
+    p.add_argument('--every', type=int, default=250, help='memory: read RSS every this many batches')
     p.add_argument('--max-batches', type=int, default=0, help='memory: stop after this many batches (0: the whole epoch)')
     args = p.parse_args()
     if args.task == 'worker': print(json.dumps(worker(json.loads(args.job)))); return
@@ -119,7 +121,7 @@ def main():
             small_s = min(r['train_s'] for r in results[mode, 'bio-small']) / args.epochs
             print(f"| {mode} | {small:.1f} | {full:.1f} | {small / full:.2f} | {small_s:.1f} |")
     else:
-        every = 500
+        every = args.every
         for round in range(args.rounds):
             for mode in args.modes.split(','):
                 r = run(dict(task='memory', mode=mode, rows=args.rows, bs=args.bs or None, lr=5e-3, epochs=args.epochs,
@@ -128,7 +130,7 @@ def main():
                 first, last = min(rss), max(rss)
                 growth = (rss[last] - rss[first]) / max(last - first, 1) * 1000
                 print(f"  {mode:15} {r['rows']:,} rows bs {r['bs']}: {r['batches']:,} batches, {r['ms_per_batch']:.1f} ms/batch, "
-                      f"RSS {rss[first]:.0f} MB at batch {first:,} -> {rss[last]:.0f} MB at {last:,}: {growth:.2f} MB per 1000 batches",
+                      f"RSS {rss[first]:.0f} MB at batch {first:,} -> {rss[last]:.0f} MB at {last:,}: {growth:.2f} MB per 1000 batches; peak {r['peak_rss_mb']:.0f} MB",
                       flush=True)
 
 
