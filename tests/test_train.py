@@ -47,7 +47,7 @@ def small_ratings():
 
 
 def test_one_thread_while_training_then_restored(small_ratings):
-    "Many torch threads on small ops and a shared 2-core machine made a batch 3-8× slower (see bench/bench_train.py)"
+    "Many torch threads on small ops and a shared 2-core machine made a batch 3-6× slower (see bench/bench_train.py)"
     from fastai.callback.core import Callback
     from fastcf.cli import train
     class Threads(Callback):
