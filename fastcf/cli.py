@@ -178,23 +178,61 @@ def _layers(text):
     try: return [int(v) for v in text.split(',')]
     except ValueError: raise UsageError(f"--layers must be comma-separated sizes such as 100,50, got {text!r}") from None
 
-def train(ratings:pd.DataFrame, user:str, item:str, rating:str, epochs:int=5, lr:float=5e-3, wd:float=0.1,
-          n_factors:int=50, use_nn:bool=False, layers=None, y_range=None, valid_pct:float=0.2, seed:int=42,
-          bs:int=64, library:str='fastcf', log=print):
+def _default_bs(n_train:int) -> int:
+    "`train`'s batch size for `n_train` training rows: the power of two nearest `n_train / 1000`, from 64 to 4096"
+    return int(min(4096, max(64, 2 ** round(np.log2(max(n_train, 1) / 1000)))))
+
+def train(
+    ratings:pd.DataFrame,   # the ratings, one row per (user, item) pair
+    user:str,               # user column
+    item:str,               # item column
+    rating:str,             # rating column
+    epochs:int=5,           # epochs of `fit_one_cycle`
+    lr:float=5e-3,          # its maximum learning rate
+    wd:float=0.1,           # weight decay
+    n_factors:int=50,       # factors of the dot model
+    use_nn:bool=False,      # `EmbeddingNN` instead of `EmbeddingDotBias`
+    layers=None,            # NN hidden sizes (default [100, 50])
+    y_range=None,           # (low, high) of the output sigmoid, or None
+    valid_pct:float=0.2,    # fraction of the rows held out for the validation loss
+    seed:int=42,            # seed of the split, the initial weights and the batch order
+    bs:int=None,            # batch size; None: the power of two nearest (training rows / 1000), from 64 to 4096, i.e. about 1,000 batches an epoch
+    threads:int=1,          # torch CPU threads while training (restored after); None: leave torch's setting
+    library:str='fastcf',   # 'fastcf' or 'fastai': whose `collab_learner` builds the model
+    cbs:list=None,          # extra fastai Callbacks for the Learner
+    log=print,              # called with one line per epoch
+):
     "Train a collaborative-filtering Learner on `ratings` (columns by name); returns the Learner"
     import warnings, torch
     warnings.filterwarnings('ignore', category=UserWarning)
     warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)  # raised by fastai's import on recent torch
     from fastai.collab import CollabDataLoaders
+    from fastai.callback.core import Callback
+    from fastai.learner import Recorder
     from fastai.torch_core import set_seed
     if library == 'fastcf': from fastcf.learner import collab_learner
     else: from fastai.collab import collab_learner
+    if bs is None: bs = _default_bs(round(len(ratings) * (1 - valid_pct)))
+    if bs < 1: raise ValueError(f"batch size must be at least 1, got {bs}")
+    if threads is not None and threads < 1: raise ValueError(f"threads must be at least 1 (or None), got {threads}")
+
+    class FloatLosses(Callback):
+        "Turn the smoothed loss the Recorder keeps for each batch into a float: kept tensors grow memory ~35 kB a batch"
+        order = Recorder.order + 1
+        def after_batch(self):
+            losses = self.recorder.losses
+            if self.training and losses and torch.is_tensor(losses[-1]): losses[-1] = losses[-1].item()
+
     set_seed(seed, reproducible=True)
     dls = CollabDataLoaders.from_df(ratings[[user, item, rating]], user_name=user, item_name=item, rating_name=rating,
                                     valid_pct=valid_pct, seed=seed, bs=bs)
     kw = dict(use_nn=True, layers=layers or [100, 50]) if use_nn else dict(n_factors=n_factors)
-    learn = collab_learner(dls, y_range=y_range, **kw)
-    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, lr, wd=wd)
+    learn = collab_learner(dls, y_range=y_range, cbs=[FloatLosses(), *(cbs or [])], **kw)
+    old_threads = torch.get_num_threads()
+    if threads is not None: torch.set_num_threads(threads)
+    try:
+        with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, lr, wd=wd)
+    finally: torch.set_num_threads(old_threads)
     for epoch, (train_loss, valid_loss) in enumerate(learn.recorder.values):
         log(f"  epoch {epoch}: train loss {train_loss:.4f}  valid loss {valid_loss:.4f}")
     return learn
@@ -375,11 +413,13 @@ def cmd_demo(args):
     print(f"data: {preset} preset, {len(ratings):,} activities of {ratings[user].nunique():,} {user}s × "
           f"{ratings[item].nunique():,} {item}s; {len(train_df):,} for training, {len(held):,} held out")
     model = 'EmbeddingNN' if args.nn else 'EmbeddingDotBias'
-    if args.bs is None: args.bs = 256 if args.small else 4096        # defaults chosen to finish in ~2 minutes on 2 cores
-    if args.lr is None: args.lr = 1e-2 if args.small else 3e-2
+    if args.bs is None: args.bs = 512 if args.small else 4096        # about 85 and 200 batches an epoch: seconds, not minutes, on 2 cores
+    if args.lr is None: args.lr = 2e-2 if args.small else 3e-2
     print(f"training fastcf {model}: fit_one_cycle({args.epochs}, {args.lr}, wd={args.wd}), bs {args.bs}")
     common = dict(epochs=args.epochs, lr=args.lr, wd=args.wd, n_factors=args.n_factors, use_nn=args.nn,
                   y_range=(4., 10.5), valid_pct=0.1, seed=args.seed, bs=args.bs)
+    import fastcf.learner                                           # fastai's import (seconds) is not training time
+    lap('import fastai')
     learn = train(train_df, user, item, rating, **common)
     lap('train')
     if args.compare_fastai:
