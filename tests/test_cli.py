@@ -301,8 +301,8 @@ def test_demo_beats_popularity(demo_folder):
     assert recs.merge(train, on=['molecule', 'target']).empty                     # seen pairs excluded
     model = ranking_metrics(recs, held, k=10, relevance=7)
     popular = ranking_metrics(_popularity(train, recs.molecule.unique()), held, k=10, relevance=7)
-    for name in ('precision', 'ndcg', 'recall', 'hit_rate'):
-        assert model[name] > 1.05 * popular[name], (name, model[name], popular[name])   # measured: 1.06-1.23x
+    for name, margin in (('precision', 1.1), ('ndcg', 1.1), ('recall', 1.), ('hit_rate', 1.)):   # measured: 1.23, 1.16, 1.10, 1.06×
+        assert model[name] > margin * popular[name], (name, model[name], popular[name])         # (--epochs 1 loses: ndcg 0.117 vs 0.136)
     printed = {l.split()[0]: l.split()[1:] for l in (demo_folder / 'demo-stdout.txt').read_text().splitlines() if '@10' in l}
     for name in ('precision', 'ndcg', 'recall', 'hit_rate'):                     # the table it prints is these numbers
         assert [float(v) for v in printed[f'{name}@10']] == pytest.approx([model[name], popular[name]], abs=1e-4), name
