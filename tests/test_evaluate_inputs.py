@@ -143,16 +143,25 @@ def test_repeated_recommendations_are_an_error(small):
         recall_at_k(recs, pd.concat([held, held.iloc[[1]].assign(rating=1.)]), k=5)
 
 
-def test_metrics_stay_in_unit_interval():
+def test_per_user_rows_are_what_the_means_average():
+    "On random lists: every per-user number is a fraction in [0, 1], and their means are exactly ranking_metrics' values"
     rng = np.random.default_rng(1)
     recs = pd.DataFrame([(u, i, 1 - r / 10, r + 1) for u in range(40) for r, i in enumerate(rng.choice(30, 8, replace=False))],
                         columns=['user', 'item', 'score', 'rank'])
     held = pd.DataFrame([(u, i, float(rng.integers(1, 6))) for u in range(40) for i in rng.choice(30, rng.integers(1, 12), replace=False)],
                         columns=['user', 'item', 'rating'])
+    names = ['precision', 'recall', 'ndcg', 'map', 'map_all', 'mrr', 'hit_rate']
     for k in (1, 5, 10):
-        per_user = per_user_metrics(recs, held, k=k, graded=True)
-        values = per_user.drop(columns=['user', 'n_relevant', 'n_hits']).to_numpy()
-        assert ((values >= 0) & (values <= 1 + 1e-12)).all()
+        for graded in (False, True):
+            per_user = per_user_metrics(recs, held, k=k, graded=graded)
+            means = ranking_metrics(recs, held, k=k, graded=graded)
+            assert len(per_user) == means['n_users'] == 40
+            assert per_user.precision.tolist() == pytest.approx((per_user.n_hits / k).tolist())
+            assert per_user.recall.tolist() == pytest.approx((per_user.n_hits / per_user.n_relevant).tolist())
+            assert per_user.hit_rate.tolist() == (per_user.n_hits > 0).astype(float).tolist()
+            for name in names: assert per_user[name].mean() == pytest.approx(means[name], rel=1e-12), (k, graded, name)
+            values = per_user[names].to_numpy()
+            assert ((values >= 0) & (values <= 1 + 1e-12)).all()
 
 
 # ---- 5. missing IDs ----

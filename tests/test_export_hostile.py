@@ -165,6 +165,7 @@ def run_cli(*args, cwd):
     return subprocess.run([sys.executable, '-m', 'fastcf', *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
 
 
+@pytest.mark.slow                      # four `fastcf` processes
 def test_cli_reports_bad_files_on_one_line(saved, tmp_path):
     (tmp_path / 'flipped.fcf').write_bytes(flip_compression(saved.read_bytes(), b'PK\x01\x02', 10))
     rewrite(saved, tmp_path / 'list.fcf', meta=[1, 2])

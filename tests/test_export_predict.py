@@ -1,5 +1,6 @@
 """Export and predictor against real fastai Learners: string IDs, validation-only integer IDs, load_learner, and rankings
-equal to get_preds on the full cartesian DataFrame. Learners are trained once per module (`trained`) and shared."""
+equal to get_preds on the full cartesian DataFrame. Learners are trained once per module (`trained`, on string IDs) and
+shared: five trainings in all (dot and NN × fastcf and fastai, and one with validation-only users)."""
 import os, warnings
 import numpy as np, pandas as pd, pytest, torch
 
@@ -11,6 +12,8 @@ from fastcf.data import synthetic_ratings
 from fastcf.export import CollabExport, from_learner
 from fastcf.learner import collab_learner
 from fastcf.predict import predict, recommend
+
+pytestmark = pytest.mark.slow          # five fastai trainings and an exhaustive selection check: outside the quick tier
 
 
 def _learner(ratings, kind, make=collab_learner, epochs=2):
@@ -28,32 +31,29 @@ def _get_preds(learn, df):
 
 
 @pytest.fixture(scope='module')
-def ratings(): return synthetic_ratings()
-
-
-@pytest.fixture(scope='module')
-def trained(ratings):
-    "fastcf Learners on `ratings`, trained once per kind for the whole module (each test reads them, none changes them)"
-    cache = {}
-    def get(kind):
-        if kind not in cache: cache[kind] = _learner(ratings, kind, epochs=3)
-        return cache[kind]
-    return get
-
-
-@pytest.fixture(scope='module')
-def str_ratings():
+def ratings():
+    "The small synthetic ratings with string IDs ('user-0', 'item-0', …), the kind of IDs most likely to go wrong"
     r = synthetic_ratings()
     return r.assign(user=r.user.map(lambda u: f"user-{u}"), item=r.item.map(lambda i: f"item-{i}"))
 
 
+@pytest.fixture(scope='module')
+def trained(ratings):
+    "Learners on `ratings`, trained once per (kind, library) for the whole module (each test reads them, none changes them)"
+    cache = {}
+    def get(kind, make=collab_learner):
+        if (kind, make) not in cache: cache[kind, make] = _learner(ratings, kind, make, epochs=3)
+        return cache[kind, make]
+    return get
+
+
 @pytest.mark.parametrize('kind', ['dot', 'nn'])
 @pytest.mark.parametrize('make', [collab_learner, fastai_collab_learner], ids=['fastcf', 'fastai'])
-def test_string_ids_reproduce_get_preds(str_ratings, kind, make):
-    learn = _learner(str_ratings, kind, make)
+def test_string_ids_reproduce_get_preds(ratings, trained, kind, make):
+    learn = trained(kind, make)
     exp = from_learner(learn)
     assert exp.kind == kind and exp.users.kind == 'str' and exp.user_ids[0] == 'user-0'
-    pairs = str_ratings.sample(2000, random_state=0)[['user', 'item']]
+    pairs = ratings.sample(2000, random_state=0)[['user', 'item']]
     np.testing.assert_allclose(predict(exp, pairs), _get_preds(learn, pairs), atol=1e-5)
 
 

@@ -25,6 +25,8 @@ import fastcf.learner
 from fastcf.learner import collab_learner, get_emb_sz
 from fastcf.models import EmbeddingDotBias, EmbeddingNN
 
+pytestmark = pytest.mark.slow          # trains on MovieLens-100k alongside fastai: outside the quick tier
+
 FIT = dict(n_epoch=3, lr_max=5e-3, wd=0.1)   # the originals: fit_one_cycle(5, 5e-3, wd=0.1)
 BS = 256
 

@@ -7,6 +7,8 @@ import warnings
 from concurrent.futures import ProcessPoolExecutor
 import pytest
 
+pytestmark = pytest.mark.slow          # four trainings on MovieLens-100k: outside the quick tier
+
 RECIPE = dict(dot=dict(n_factors=50), nn=dict(use_nn=True, layers=[100, 50]))
 LIMITS = dict(dot=0.86, nn=0.90)
 

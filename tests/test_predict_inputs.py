@@ -187,6 +187,7 @@ def _start_writer(out:Path, mode:str='default'):
         time.sleep(0.02)
     child.kill(); raise AssertionError('no temporary file appeared')
 
+@pytest.mark.slow                      # a child process writing for seconds, then a signal
 @pytest.mark.parametrize('name', FORMATS)
 def test_sigterm_mid_write_removes_the_temporary(tmp_path, name):
     out = tmp_path / 'new' / name
@@ -197,6 +198,7 @@ def test_sigterm_mid_write_removes_the_temporary(tmp_path, name):
     assert child.returncode == -signal.SIGTERM                   # ended as the default action would
     assert not out.parent.exists()                               # no temporary, no target, and the folder it made is gone
 
+@pytest.mark.slow                      # a child process writing for seconds, then a signal
 def test_sigterm_goes_on_to_the_previous_handler(tmp_path):
     out = tmp_path / 'recs.csv'
     child, _ = _start_writer(out, 'handler')
@@ -205,6 +207,7 @@ def test_sigterm_goes_on_to_the_previous_handler(tmp_path):
     assert child.returncode == 3                                  # the program's own handler ran (sys.exit(3))
     assert list(tmp_path.iterdir()) == []
 
+@pytest.mark.slow                      # a child process writing for seconds, then a signal
 def test_sigterm_to_a_handler_that_returns_stops_the_write(tmp_path):
     out = tmp_path / 'recs.parquet' if pq is not None else tmp_path / 'recs.csv'
     child, _ = _start_writer(out, 'return')
@@ -214,6 +217,7 @@ def test_sigterm_to_a_handler_that_returns_stops_the_write(tmp_path):
     assert said == ['handled', f"InterruptedError: SIGTERM while writing {str(out)!r}: nothing was written"]
     assert child.returncode == 4 and list(tmp_path.iterdir()) == []      # the program's handler is back in place
 
+@pytest.mark.slow                      # a child process writing for seconds, then a signal
 def test_sigkill_leaves_one_temporary_that_the_next_write_removes(tmp_path, exp):
     out = tmp_path / 'recs.csv'
     child, tmp = _start_writer(out)

@@ -3,6 +3,8 @@ dot and neural models, integer and string IDs, exclusion, user and item subsets,
 import copy, subprocess, sys, textwrap, warnings
 import numpy as np, pandas as pd, pytest
 
+pytestmark = pytest.mark.slow          # a JVM and a local Spark session: outside the quick tier
+
 pytest.importorskip('pyspark', reason="the Spark tests need the 'spark' extra: pip install 'fastcf[spark]'")
 
 from fastcf.predict import random_export, recommend
