@@ -3,6 +3,11 @@
     python bench/bench_predict.py                      # every case, 2 torch threads, median of 3
     python bench/bench_predict.py --cases bio,nn --repeat 5
     python bench/bench_predict.py --rss-check          # ML-25M shape: peak RSS of recommend() in a fresh process
+    ATEN_CPU_CAPABILITY=avx2 python bench/bench_predict.py --cases bio,bio-excl   # torch's AVX2 kernels on an AVX-512 CPU
+
+Prints first the CPU flags it ran on, torch's CPU capability and the machine's square-GEMM throughput (the compute floor of
+each shape is its padded, bias-augmented product at that throughput); the bio cases also print where `recommend`'s time
+goes (GEMM, selection, ID mapping, frame assembly), and each case ends with its targets from issue 15, held or not.
 
 Prints one markdown table per case: median wall time (after one untimed warm-up round), scores per second, peak RSS of the
 process while the competitor ran (it includes what earlier competitors left allocated), and the ratio to fastcf. Competitors run alternately (round-robin over repeats) so that load from other processes on a shared machine
@@ -17,6 +22,83 @@ from fastcf.predict import recommend, iter_topk, random_export
 from fastcf.export import CollabExport
 
 SHAPES = {'bio': (45_854, 488), 'ml25m': (162_541, 59_047)}
+
+
+def cpu_flags() -> str:
+    "The vector-ISA flags of this CPU that matter here, as lscpu/proc name them"
+    try: flags = set(open('/proc/cpuinfo').read().split('flags')[1].split('\n')[0].split())
+    except (OSError, IndexError): flags = set()
+    wanted = ['avx2', 'fma', 'avx512f', 'avx512bw', 'avx512vl', 'avx512_bf16', 'avx512_fp16', 'amx_bf16', 'amx_tile']
+    model = next((l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name')), '?')
+    return f"{model}; flags: {' '.join(f for f in wanted if f in flags) or 'none of ' + ' '.join(wanted)}"
+
+
+def gemm_gflops(n=2048, repeat=5) -> float:
+    "The machine's float32 square-GEMM throughput (best of `repeat`), the yardstick of the compute floor"
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    out = torch.empty(n, n); torch.mm(a, b, out=out)
+    best = min(_timed(lambda: torch.mm(a, b, out=out)) for _ in range(repeat))
+    return 2 * n ** 3 / best / 1e9
+
+
+def _timed(fn) -> float:
+    t = time.perf_counter(); fn(); return time.perf_counter() - t
+
+
+def bio_breakdown(exp, k, exclude=None, repeat=3):
+    "Where `recommend`'s time goes at this shape: the same chunks, each stage timed on its own (median of `repeat`)"
+    from fastcf.predict import _Exclusions, _chunk_size
+    from fastcf.scorers import DotScorer
+    from fastcf.topk import topk_rows, pick_block
+    n_items = exp.items.n_rows - exp.items.n_pad
+    item_rows = np.arange(exp.items.n_pad, exp.items.n_rows)
+    block = pick_block(n_items, k)
+    n_cols = -(-n_items // block) * block if block else n_items
+    scorer = DotScorer(exp, item_rows, n_cols, 'cpu')
+    excl = None if exclude is None else _Exclusions(exp, exclude)
+    item_col = np.full(exp.items.n_rows, -1, np.int64); item_col[item_rows] = np.arange(n_items)
+    user_rows = np.arange(exp.users.n_pad, exp.users.n_rows)
+    chunk = _chunk_size(n_cols, 256 << 20, scorer)
+    stages = {s: [] for s in ('GEMM (keys of every pair)', 'exclusions (index_fill)', 'selection (topk_rows)',
+                              'scores of the winners', 'ID mapping (rows → raw IDs)', 'frame assembly (DataFrame + concat)')}
+    for _ in range(repeat):
+        acc = dict.fromkeys(stages, 0.)
+        frames = []
+        for s in range(0, len(user_rows), chunk):
+            rows = user_rows[s:s+chunk]; rows_t = torch.from_numpy(rows)
+            t = time.perf_counter(); keys = scorer.keys(rows_t); t1 = time.perf_counter()
+            if excl is not None:
+                local, cols = excl.pairs(rows, item_col)
+                if len(local): keys.view(-1).index_fill_(0, torch.from_numpy(local * n_cols + cols), float('-inf'))
+            t2 = time.perf_counter(); vals, cols = topk_rows(keys, k, block); t3 = time.perf_counter()
+            valid = (vals > float('-inf')).numpy(); scores = scorer.scores(rows_t, vals).numpy(); t4 = time.perf_counter()
+            items = item_rows[cols.numpy().clip(max=n_items - 1)]
+            user_ids, item_ids = exp.users.ids[np.repeat(rows, k) - exp.users.n_pad], exp.items.ids[items.ravel() - exp.items.n_pad]
+            t5 = time.perf_counter()
+            frames.append(pd.DataFrame({'user': user_ids[valid.ravel()], 'item': item_ids[valid.ravel()], 'score': scores[valid],
+                                        'rank': np.broadcast_to(np.arange(1, k + 1), valid.shape)[valid]}))
+            t6 = time.perf_counter()
+            for name, dt in zip(stages, (t1 - t, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5)): acc[name] += dt
+        t = time.perf_counter(); pd.concat(frames, ignore_index=True); acc['frame assembly (DataFrame + concat)'] += time.perf_counter() - t
+        for name in stages: stages[name].append(acc[name])
+    med = {name: float(np.median(ts)) for name, ts in stages.items()}
+    total = sum(med.values())
+    print(f"Where the time goes (the same {-(-len(user_rows) // chunk)} chunks as `recommend`, each stage timed alone, median of {repeat}):\n")
+    print('| stage | time (s) | share |')
+    print('|---|---:|---:|')
+    for name, dt in med.items(): print(f"| {name} | {dt:.3f} | {dt / total:.0%} |")
+    print(f"| total | {total:.3f} | |\n")
+    return med
+
+
+def targets(rows):
+    "Print each (target, measured ratio, limit, at most?) as held or not"
+    print('| target | measured | held |')
+    print('|---|---:|:---:|')
+    for what, value, limit, at_most in rows:
+        held = value <= limit if at_most else value >= limit
+        print(f"| {what} {'≤' if at_most else '≥'} {limit:g} | {value:.2f} | {'yes' if held else 'NO'} |")
+    print()
 
 
 def rss_mb() -> float:
@@ -185,6 +267,7 @@ def main():
     p.add_argument('--cases', default='bio,bio-excl,ml25m,nn')
     p.add_argument('--threads', type=int, default=2); p.add_argument('--repeat', type=int, default=3)
     p.add_argument('--k', type=int, default=50)
+    p.add_argument('--no-fastai', action='store_true', help="skip fastai's get_preds (the slowest competitor)")
     p.add_argument('--rss-check', action='store_true', help='ML-25M shape recommend() peak RSS in this (fresh) process')
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -201,7 +284,11 @@ def main():
               f"{dt2:.1f} s; peak RSS {peak:.0f} MB (after building the export: {base:.0f} MB); the full score matrix would be "
               f"{SHAPES['ml25m'][0] * SHAPES['ml25m'][1] * 4 / 1e9:.0f} GB")
         return
-    print(f"torch {torch.__version__}, {args.threads} threads, k={args.k}, median of {args.repeat}\n")
+    cap = torch.backends.cpu.get_cpu_capability() if hasattr(torch.backends, 'cpu') else '?'
+    gflops = gemm_gflops()
+    print(f"torch {torch.__version__}, {args.threads} threads, k={args.k}, median of {args.repeat}; load average {os.getloadavg()[0]:.1f}")
+    print(f"CPU: {cpu_flags()}; torch CPU capability {cap}; square float32 GEMM {gflops:.0f} GFLOP/s\n")
+    floor = lambda n_users, n_cols, f=50: 2 * n_users * n_cols * (f + 1) / (gflops * 1e9)
     for case in args.cases.split(','):
         if case in ('bio', 'bio-excl'):
             n_users, n_items = SHAPES['bio']
@@ -215,9 +302,12 @@ def main():
                      ('plain chunked torch.mm + topk', c_plain_torch(exp, args.k, ex), 1),
                      ('implicit topk', c_implicit(exp, args.k, ex, args.threads), 1),
                      ('bare GEMM (no selection)', c_bare_gemm(exp, args.k), 1)]
-            if ex is None:
+            if ex is None and not args.no_fastai:
                 comps += [(f'fastai get_preds bs {bs} ({n_slice:,}-user slice, extrapolated)', c_get_preds(learn, n_users, n_items, args.k, bs, n_slice), n_users / n_slice) for bs in (64, 4096)]
-            measure(comps, args.repeat, n_users * n_items)
+            med = measure(comps, args.repeat, n_users * n_items)
+            print(f"compute floor at {gflops:.0f} GFLOP/s: {floor(n_users, n_items):.3f} s\n")
+            bio_breakdown(exp, args.k, ex, args.repeat)
+            targets([(f"implicit ÷ fastcf ({case})", med['implicit topk'] / med['fastcf recommend (DataFrame)'], 4, False)])
         elif case == 'ml25m':
             n_users, n_items = SHAPES['ml25m']
             exp = make_export(n_users, n_items)
@@ -232,9 +322,14 @@ def main():
                      ('bare GEMM (no selection)', c_bare_gemm(exp, args.k), 1),
                      ('bare GEMM, items padded to a multiple of 32 (as fastcf does)', c_bare_gemm(exp, args.k, pad_to=32), 1),
                      ('implicit topk', c_implicit(exp, args.k, None, args.threads), 1),
-                     (f'plain chunked torch.mm + topk ({n_slice:,}-user slice, extrapolated)', c_plain_torch(small, args.k), n_users / n_slice),
-                     ('fastai get_preds bs 4096 (16-user slice, extrapolated)', c_get_preds(learn, n_slice, n_items, args.k, 4096, 16), n_users / 16)]
-            measure(comps, args.repeat, n_users * n_items)
+                     (f'plain chunked torch.mm + topk ({n_slice:,}-user slice, extrapolated)', c_plain_torch(small, args.k), n_users / n_slice)]
+            if not args.no_fastai: comps += [('fastai get_preds bs 4096 (16-user slice, extrapolated)', c_get_preds(learn, n_slice, n_items, args.k, 4096, 16), n_users / 16)]
+            med = measure(comps, args.repeat, n_users * n_items)
+            fl = floor(n_users, -(-n_items // 64) * 64)
+            print(f"compute floor at {gflops:.0f} GFLOP/s: {fl:.2f} s\n")
+            fast, gemm = med['fastcf recommend (DataFrame)'], med['bare GEMM, items padded to a multiple of 32 (as fastcf does)']
+            targets([('fastcf ÷ GEMM-to-memory (padded)', fast / gemm, 0.8, True), ('fastcf ÷ compute floor', fast / fl, 1.6, True),
+                     ('implicit ÷ fastcf', med['implicit topk'] / fast, 2.5, False)])
         elif case == 'nn':
             n_users, n_items = SHAPES['bio']
             exp, model = make_export(n_users, n_items, kind='nn')
@@ -244,7 +339,8 @@ def main():
             comps = [('fastcf recommend (DataFrame)', c_fastcf(exp, args.k), 1),
                      ("model's own forward over all pairs, chunked, + topk", c_nn_forward(model, n_users, n_items, args.k), 1),
                      (f'fastai get_preds bs 4096 ({n_slice:,}-user slice, extrapolated)', c_get_preds(learn, n_users, n_items, args.k, 4096, n_slice), n_users / n_slice)]
-            measure(comps, args.repeat, n_users * n_items)
+            med = measure(comps, args.repeat, n_users * n_items)
+            targets([('get_preds bs 4096 ÷ fastcf (NN)', med[comps[2][0]] / med['fastcf recommend (DataFrame)'], 20, False)])
 
 
 if __name__ == '__main__': main()

@@ -31,6 +31,7 @@ class DotScorer:
         items[len(item_rows):, f] = PAD
         self.items_t = torch.from_numpy(items).to(device).t().contiguous()
         self.user_bias = torch.from_numpy(exp.user_bias).to(device)
+        self.user_bias_np = exp.user_bias
         self.y_range = exp.y_range
 
     def keys(self, user_rows:torch.Tensor, out:torch.Tensor=None) -> torch.Tensor:
@@ -38,7 +39,9 @@ class DotScorer:
         return torch.mm(self.users.index_select(0, user_rows), self.items_t, out=out)
 
     def scores(self, user_rows:torch.Tensor, keys:torch.Tensor) -> torch.Tensor:
-        "Scores in `y_range` units of some of `keys(user_rows)`'s keys (e.g. the top K of each row)"
+        "Scores in `y_range` units of some of `keys(user_rows)`'s keys (e.g. the top K of each row); numpy on the CPU"
+        if keys.device.type == 'cpu':
+            return torch.from_numpy(_finish_numpy(keys.numpy(), self.user_bias_np[user_rows.numpy()], self.y_range))
         return self.finish(keys, self.user_bias.index_select(0, user_rows), self.y_range)
 
     @staticmethod
@@ -50,6 +53,21 @@ class DotScorer:
         "Scores in `y_range` units from ranking keys and the users' biases: `scores` without a prepared scorer"
         res = keys + user_bias[:, None]
         return res if y_range is None else torch.sigmoid(res) * (y_range[1] - y_range[0]) + y_range[0]
+
+# %% ../nbs/02a_scorers.ipynb #e15b0a11
+def _finish_numpy(
+    keys:np.ndarray,       # [users, K] float32 ranking keys
+    user_bias:np.ndarray,  # [users] those users' biases
+    y_range=None,          # the model's output range (None: raw scores)
+) -> np.ndarray:
+    "`DotScorer.finish` in numpy, in place on one new array: the CPU path of `DotScorer.scores`"
+    res = keys + user_bias[:, None]
+    if y_range is None: return res
+    with np.errstate(over='ignore'): np.exp(np.negative(res, out=res), out=res)     # exp(-x) → inf is sigmoid 0
+    res += 1
+    np.divide(np.float32(y_range[1] - y_range[0]), res, out=res)
+    res += np.float32(y_range[0])
+    return res
 
 # %% ../nbs/02a_scorers.ipynb #51df642f
 class NNScorer:
