@@ -318,7 +318,7 @@ def popularity_recs(train:pd.DataFrame, users, k:int=10, user_col:str=None, item
     rows, cols = np.nonzero(take)
     return pd.DataFrame({user_col: users[rows], item_col: order[cols], 'rank': ranks[rows, cols]})
 
-# %% ../nbs/08_implicit.ipynb #1df16a8d
+# %% ../nbs/08_implicit.ipynb #8b85980e
 def train_implicit(
     df:pd.DataFrame,           # positives
     user:str=None,             # user column (None: the first)
@@ -350,7 +350,7 @@ def train_implicit(
     with learn.no_bar(): learn.fit_one_cycle(epochs, lr, wd=wd)
     return learn
 
-# %% ../nbs/08_implicit.ipynb #a34d1d54
+# %% ../nbs/08_implicit.ipynb #e5badf5e
 def implicit_demo(
     small:bool=False,              # the 'bio-small' preset (3,000 molecules) instead of 'bio' (45,854)
     out='fastcf-demo-implicit',    # folder for model.fcf and recs.csv (top-50 per molecule)

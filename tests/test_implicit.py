@@ -104,3 +104,24 @@ def test_bad_inputs_name_the_problem(positives):
         ImplicitDataLoaders.from_df(positives, 'user', 'item')
     with pytest.raises(ImplicitDataError, match='inf'):
         train_implicit(positives.assign(w=np.inf), weight='w', log=None)
+
+
+def test_implicit_export_ranks_where_fastai_cannot_be_imported(trained, tmp_path):
+    "After `from_learner`, nothing needs fastai: the saved implicit model ranks in a process that blocks it"
+    import subprocess, sys, textwrap
+    path = from_learner(trained).save(tmp_path / 'implicit.fcf')
+    expected = recommend(from_learner(trained), users=[1, 2], k=5, device='cpu', progress=False)
+    code = textwrap.dedent(f'''
+        import sys, importlib.abc
+        class _NoFastai(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path, target=None):
+                if name == 'fastai' or name.startswith('fastai.'): raise ModuleNotFoundError(f"No module named {{name!r}} (blocked)")
+        sys.meta_path.insert(0, _NoFastai())
+        from fastcf.export import CollabExport
+        from fastcf.predict import recommend
+        recs = recommend(CollabExport.load({str(path)!r}), users=[1, 2], k=5, device='cpu', progress=False)
+        print(recs.movie.tolist())
+    ''')
+    res = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == str(expected.movie.tolist())
