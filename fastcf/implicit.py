@@ -240,7 +240,7 @@ class ImplicitLoss:
         if scores.shape[1] < 2: raise ImplicitDataError(f"{self.kind} needs at least one negative per positive, got scores of shape {tuple(scores.shape)}")
         pos, neg = scores[:, :1], scores[:, 1:]
         if self.kind == 'bpr': per_row = -F.logsigmoid(pos - neg).mean(1)
-        elif self.kind == 'bce': per_row = (F.softplus(-pos).sum(1) + F.softplus(neg).sum(1)) / scores.shape[1]
+        elif self.kind == 'bce': per_row = (F.softplus(-pos[:, 0]) + F.softplus(neg).mean(1)) / 2
         else: per_row = torch.logsumexp(scores, 1) - pos[:, 0]
         weight = weight.float()
         return (per_row * weight).sum() / weight.sum()
