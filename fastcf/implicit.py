@@ -346,7 +346,11 @@ def train_implicit(
     dls = ImplicitDataLoaders.from_df(df, user, item, weight, weight_tfm, n_neg, neg_sampling, valid_pct=valid_pct,
                                       bs=1024 if bs is None else bs, seed=seed, device=device)
     learn = implicit_learner(dls, n_factors=n_factors, loss=loss, use_nn=use_nn)
-    learn.logger = log if log is not None else (lambda *a: None)
+    def epoch_line(row):
+        "one line per epoch, each value after its name"
+        if isinstance(row, str) or not hasattr(row, '__iter__'): return log(row)   # fastai logs an `L` per epoch
+        log('  '.join(f"{n} {v:.4f}" if isinstance(v, float) else f"{n} {v}" for n, v in zip(learn.recorder.metric_names, row)))
+    learn.logger = epoch_line if log is not None else (lambda *a: None)
     with learn.no_bar(): learn.fit_one_cycle(epochs, lr, wd=wd)
     return learn
 
