@@ -6,7 +6,7 @@ Docs: https://fastcf.github.io/fastcf/predict.html.md"""
 
 # %% ../nbs/02_predict.ipynb #96807072
 from __future__ import annotations
-import time, warnings
+import copy, time, warnings
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from .models import Vocab, _as_id_array, _id_kind, EmbeddingDotBias, EmbeddingNN
@@ -184,12 +184,14 @@ def iter_topk(
     chunk_bytes:int=256 << 20, # memory for one chunk's scores and temporaries
     block:int=None,            # block size of the selection (None: `pick_block`'s choice; 0: one stage)
     progress=None,             # progress bar over chunks (None: in notebooks only; False: never)
+    exclude_items=None,        # item IDs never to return, for every user (a global deny list)
 ):
     "Yield, per chunk of users, (user rows, item rows [C, k], scores [C, k], valid [C, k]) as numpy arrays"
     k = check_k(k)
     device = _resolve_device(device)
     user_rows = id_rows(exp.users, users, unknown, 'user')
     item_rows = id_rows(exp.items, items, unknown, 'item')
+    if exclude_items is not None: item_rows = np.setdiff1d(item_rows, id_rows(exp.items, exclude_items, unknown, 'exclude_items'))
     if len(user_rows) == 0 or len(item_rows) == 0: return
     k = min(k, len(item_rows))
     block = pick_block(len(item_rows), k) if block is None else block
@@ -218,6 +220,30 @@ def iter_topk(
                 bar.update(n + 1)
     finally: bar.close()
 
+# %% ../nbs/02_predict.ipynb #b31cde60
+def _check_ranking(exp:CollabExport, item_bias:bool, score:str) -> bool:
+    "Whether `item_bias`/`score` keep the model's own ranking; errors name a bad value or a mode the model lacks"
+    if score not in ('model', 'interaction'): raise ValueError(f"score must be 'model' or 'interaction', got {score!r}")
+    if not isinstance(item_bias, (bool, np.bool_)): raise TypeError(f"item_bias must be True or False, got {item_bias!r}")
+    if exp.kind != 'dot' and (not item_bias or score != 'model'):
+        raise ValueError(f"item_bias=False and score='interaction' need a dot model (its score is u·v + biases); "
+                         f"this export is {exp.kind!r}, whose MLP has no separate item bias")
+    return bool(item_bias)
+
+def _without_item_bias(exp:CollabExport) -> CollabExport:
+    "A shallow copy of the dot export whose item biases are 0, so that its ranking keys are the interaction u·v alone"
+    res = copy.copy(exp)
+    res.item_bias = np.zeros_like(exp.item_bias)
+    return res
+
+def _rescore(exp:CollabExport, chunk:tuple, score:str) -> tuple:
+    "`chunk` of `iter_topk` with its scores recomputed: the full model's (`score='model'`) or the interaction u·v"
+    rows, item_rows, scores, valid = chunk
+    user_rows = np.broadcast_to(rows[:, None], item_rows.shape).ravel()
+    if score == 'model': new = exp.score_rows(user_rows, item_rows.ravel())
+    else: new = np.einsum('ij,ij->i', exp.user_factors[user_rows], exp.item_factors[item_rows.ravel()])
+    return rows, item_rows, new.reshape(item_rows.shape).astype(np.float32), valid
+
 # %% ../nbs/02_predict.ipynb #33cf765b
 def recommend(
     exp:CollabExport,      # the exported model (`from_learner(learn)` or `CollabExport.load(path)`)
@@ -230,12 +256,17 @@ def recommend(
     progress=None,         # progress bar over chunks (None: in notebooks only; False: never)
     out=None,              # stream to this .parquet/.csv file instead of returning a DataFrame
     chunk_bytes:int=256 << 20, # memory for one chunk's scores and temporaries; bounds the peak memory
+    exclude_items=None,    # item IDs never to recommend to anyone (discontinued items): cheaper than a pair per user
+    item_bias:bool=True,   # dot model: False ranks by the user–item interaction alone, without the popularity bias
+    score:str='model',     # 'model': scores in `y_range` units of the full model; 'interaction': the dot product u·v
 ):
     "Top-`k` items for each user as a DataFrame [user, item, score, rank] (or the path of `out`)"
     k = check_k(k)
     if unknown not in ('raise', 'drop'): raise ValueError(f"unknown must be 'raise' or 'drop', got {unknown!r}")
     if exclude is not None: exclude = _Exclusions(exp, exclude, unknown)
-    chunks = iter_topk(exp, users, k, exclude, items, unknown, device, chunk_bytes, progress=progress)
+    rank_exp = exp if _check_ranking(exp, item_bias, score) else _without_item_bias(exp)
+    chunks = iter_topk(rank_exp, users, k, exclude, items, unknown, device, chunk_bytes, progress=progress, exclude_items=exclude_items)
+    if rank_exp is not exp or score != 'model': chunks = (_rescore(exp, c, score) for c in chunks)
     if out is None:
         frames = [recs_frame(exp, *c) for c in chunks]
         if not frames: return empty_recs_frame(exp)
