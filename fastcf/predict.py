@@ -310,22 +310,70 @@ def score_matrix(exp:CollabExport, users=None, items=None, unknown:str='raise', 
     return pd.DataFrame(vals, index=pd.Index(exp.users.ids_of(u), name=exp.user_name),
                         columns=pd.Index(exp.items.ids_of(i), name=exp.item_name))
 
-def _similar(exp:CollabExport, which:str, the_id, k:int) -> pd.DataFrame:
+def _similar(
+    exp:CollabExport,          # the exported model
+    side:str,                  # 'item' or 'user': whose factors to compare
+    ids,                       # one ID (today's [side, similarity] frame) or a list of IDs (the batch frame)
+    k:int=10,                  # results per query
+    exclude=None,              # IDs of `side` never to return (a global deny list)
+    candidates=None,           # IDs of `side` that may be returned (None: all)
+    metric:str='cosine',       # 'cosine' of the factors, or their 'dot' product
+    unknown:str='raise',       # unknown IDs: 'raise' a KeyError naming them, or 'drop' them with a warning
+    device=None,               # 'cpu', 'cuda', … (None: the GPU if available, else the CPU)
+    chunk_bytes:int=256 << 20, # memory for one chunk of queries' similarities
+) -> pd.DataFrame:
+    "Top-`k` most similar rows of `side` for each query by `metric`, the query itself left out, chunk by chunk through `topk_rows`"
     k = check_k(k)
-    voc, fac = (exp.items, exp.item_factors) if which == 'item' else (exp.users, exp.user_factors)
-    row = voc.rows([the_id])[0]
-    real = torch.from_numpy(fac[voc.n_pad:])
-    sims = torch.nn.functional.cosine_similarity(real, torch.from_numpy(fac[row])[None], dim=1)
-    sims[row - voc.n_pad] = float('-inf')
-    vals, cols = topk_rows(sims[None], k)
-    keep = vals[0] > float('-inf')
-    name = exp.item_name if which == 'item' else exp.user_name
-    return pd.DataFrame({name: voc.ids[cols[0][keep].numpy()], 'similarity': vals[0][keep].numpy()})
+    if metric not in ('cosine', 'dot'): raise ValueError(f"metric must be 'cosine' or 'dot', got {metric!r}")
+    voc, fac = (exp.items, exp.item_factors) if side == 'item' else (exp.users, exp.user_factors)
+    single = isinstance(ids, str) or np.isscalar(ids)
+    query = id_rows(voc, ids, unknown, side)
+    cand = id_rows(voc, candidates, unknown, f'candidate {side}')
+    if exclude is not None: cand = np.setdiff1d(cand, id_rows(voc, exclude, unknown, f'excluded {side}'))
+    device = _resolve_device(device)
+    vecs = torch.from_numpy(fac)
+    if metric == 'cosine': vecs = vecs / vecs.norm(dim=1, keepdim=True).clamp_min(1e-8)
+    vecs = vecs.to(device)
+    cand_t = vecs.index_select(0, torch.from_numpy(cand).to(device)).t().contiguous()      # [factors, candidates]
+    col = np.full(voc.n_rows, -1, np.int64); col[cand] = np.arange(len(cand))
+    chunk = int(max(1, min(16384, chunk_bytes // (10 * max(1, len(cand))))))
+    parts = []
+    with torch.no_grad():
+        for s in range(0, len(query) if len(cand) else 0, chunk):
+            rows = query[s:s+chunk]
+            keys = vecs.index_select(0, torch.from_numpy(rows).to(device)) @ cand_t
+            self_col = col[rows]; local = np.flatnonzero(self_col >= 0)
+            keys[torch.from_numpy(local).to(device), torch.from_numpy(self_col[local]).to(device)] = float('-inf')
+            vals, cols = (t.cpu().numpy() for t in topk_rows(keys, min(k, len(cand))))
+            valid = vals > float('-inf')
+            parts.append((np.repeat(rows, valid.sum(1)), cand[cols[valid]], vals[valid],
+                          np.broadcast_to(np.arange(1, vals.shape[1] + 1), vals.shape)[valid]))
+    q, sim, val, rank = (np.concatenate(a) for a in zip(*parts)) if parts else (np.zeros(0, np.int64),) * 2 + (np.zeros(0, np.float32), np.zeros(0, np.int64))
+    if single: return pd.DataFrame({voc.name or side: voc.ids_of(sim), 'similarity': val.astype(np.float32)})
+    return pd.DataFrame({'query': voc.ids_of(q), 'similar': voc.ids_of(sim), 'similarity': val.astype(np.float32), 'rank': rank.astype(np.int64)})
 
-def similar_items(exp:CollabExport, item, k:int=10) -> pd.DataFrame:
-    "The `k` items whose factors are closest to `item`'s by cosine similarity"
-    return _similar(exp, 'item', item, k)
+def similar_items(
+    exp:CollabExport,          # the exported model
+    items,                     # one item ID, or a list of them (a batch, in one call)
+    k:int=10,                  # similar items per query
+    exclude_items=None,        # item IDs never to return
+    candidates=None,           # item IDs that may be returned (None: every item)
+    metric:str='cosine',       # 'cosine' similarity of the item factors, or their 'dot' product
+    unknown:str='raise',       # unknown IDs: 'raise' a KeyError, or 'drop' them with a warning
+    device=None,               # 'cpu', 'cuda', … (None: the GPU if available, else the CPU)
+) -> pd.DataFrame:
+    "The `k` items closest to each of `items`: [query, similar, similarity, rank] (one ID: [item, similarity])"
+    return _similar(exp, 'item', items, k, exclude_items, candidates, metric, unknown, device)
 
-def similar_users(exp:CollabExport, user, k:int=10) -> pd.DataFrame:
-    "The `k` users whose factors are closest to `user`'s by cosine similarity"
-    return _similar(exp, 'user', user, k)
+def similar_users(
+    exp:CollabExport,          # the exported model
+    users,                     # one user ID, or a list of them (a batch, in one call)
+    k:int=10,                  # similar users per query
+    exclude_users=None,        # user IDs never to return
+    candidates=None,           # user IDs that may be returned (None: every user)
+    metric:str='cosine',       # 'cosine' similarity of the user factors, or their 'dot' product
+    unknown:str='raise',       # unknown IDs: 'raise' a KeyError, or 'drop' them with a warning
+    device=None,               # 'cpu', 'cuda', … (None: the GPU if available, else the CPU)
+) -> pd.DataFrame:
+    "The `k` users closest to each of `users`: [query, similar, similarity, rank] (one ID: [user, similarity])"
+    return _similar(exp, 'user', users, k, exclude_users, candidates, metric, unknown, device)
