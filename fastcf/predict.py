@@ -86,26 +86,27 @@ class _Exclusions:
     "Excluded (user row, item row) pairs in CSR form, applied chunk by chunk"
     def __init__(self, exp:CollabExport, exclude,
         unknown:str='ignore',  # pairs with IDs not in the export: 'raise' a KeyError, 'drop' with a warning, or 'ignore'
+        what:str='exclude',    # the argument's name in messages ('candidates' reuses this class for the allowed pairs)
     ):
         if unknown not in ('raise', 'drop', 'ignore'): raise ValueError(f"unknown must be 'raise' or 'drop', got {unknown!r}")
         if isinstance(exclude, pd.DataFrame):
-            _check_columns(exclude, [exp.user_name, exp.item_name], 'exclude')
-            u, user_ids = self._rows(exp.users, exclude[exp.user_name], unknown)
-            i, item_ids = self._rows(exp.items, exclude[exp.item_name], unknown)
+            _check_columns(exclude, [exp.user_name, exp.item_name], what)
+            u, user_ids = self._rows(exp.users, exclude[exp.user_name], unknown, what)
+            i, item_ids = self._rows(exp.items, exclude[exp.item_name], unknown, what)
             if unknown == 'drop' and ((u < 0) | (i < 0)).any():
                 bad = [f"{voc.name} IDs {pd.unique(ids[rows < 0])[:5].tolist()}" for voc, rows, ids in
                        ((exp.users, u, user_ids), (exp.items, i, item_ids)) if (rows < 0).any()]
-                warnings.warn(f"exclude: dropped {int(((u < 0) | (i < 0)).sum()):,} pair(s) with IDs not in the export, "
+                warnings.warn(f"{what}: dropped {int(((u < 0) | (i < 0)).sum()):,} pair(s) with IDs not in the export, "
                               f"e.g. {' and '.join(bad)}")
         elif isinstance(exclude, torch.Tensor) and exclude.is_sparse:
             idx = exclude.coalesce().indices().cpu().numpy()
             u, i = idx[0], idx[1]
-            self._check_shape(exp, tuple(exclude.shape))
+            self._check_shape(exp, tuple(exclude.shape), what)
         elif hasattr(exclude, 'tocoo'):
-            self._check_shape(exp, exclude.shape)
+            self._check_shape(exp, exclude.shape, what)
             coo = exclude.tocoo()
             u, i = np.asarray(coo.row), np.asarray(coo.col)
-        else: raise TypeError(f"exclude must be a DataFrame with columns {[exp.user_name, exp.item_name]} or a sparse "
+        else: raise TypeError(f"{what} must be a DataFrame with columns {[exp.user_name, exp.item_name]} or a sparse "
                               f"matrix of shape (user rows, item rows), got {type(exclude).__name__}")
         u, i = np.asarray(u, np.int64), np.asarray(i, np.int64)
         keep = (u >= 0) & (i >= 0)
@@ -117,17 +118,17 @@ class _Exclusions:
         self.indptr = np.cumsum(self.indptr)
 
     @staticmethod
-    def _rows(voc:Vocab, values, unknown:str) -> tuple:
+    def _rows(voc:Vocab, values, unknown:str, what:str='exclude') -> tuple:
         "Rows (-1: unknown) and typed IDs of one exclude column, with the checks `users=` gets"
         ids = _as_id_array(values)
-        _check_kind(voc, ids, f"exclude column {voc.name!r}")
+        _check_kind(voc, ids, f"{what} column {voc.name!r}")
         try: return voc.rows(ids, unknown='raise' if unknown == 'raise' else 'mask'), ids
-        except KeyError as e: raise KeyError(f"exclude column {voc.name!r}: {e.args[0]} (or pass unknown='drop')") from None
+        except KeyError as e: raise KeyError(f"{what} column {voc.name!r}: {e.args[0]} (or pass unknown='drop')") from None
 
     @staticmethod
-    def _check_shape(exp, shape):
+    def _check_shape(exp, shape, what:str='exclude'):
         if tuple(shape) != (exp.users.n_rows, exp.items.n_rows):
-            raise ValueError(f"sparse exclude has shape {tuple(shape)}; in row space it must be "
+            raise ValueError(f"sparse {what} has shape {tuple(shape)}; in row space it must be "
                              f"{(exp.users.n_rows, exp.items.n_rows)} (users × items, '#na#' rows included)")
 
     def pairs(self, user_rows:np.ndarray, item_col:np.ndarray):
@@ -146,6 +147,13 @@ def _chunk_size(n_cols:int, chunk_bytes:int, scorer) -> int:
     per_user = 10 * n_cols
     if isinstance(scorer, NNScorer): per_user = max(per_user, 4 * n_cols)
     return int(max(1, min(16384, chunk_bytes // per_user)))
+
+def _keep_only(keys:torch.Tensor, pairs:tuple, n_cols:int):
+    "Set every key of a chunk to -inf except the (chunk-local row, column) `pairs`: one bool per key, within the chunk's memory"
+    local, cols = pairs
+    masked = torch.ones(keys.shape, dtype=torch.bool, device=keys.device)
+    masked.view(-1)[torch.from_numpy(local * n_cols + cols).to(keys.device)] = False
+    keys.masked_fill_(masked, float('-inf'))
 
 class _Progress:
     "A fastprogress bar over chunks: always with `progress=True`; with None only in notebooks, once a run passes 2 s"
@@ -185,6 +193,7 @@ def iter_topk(
     block:int=None,            # block size of the selection (None: `pick_block`'s choice; 0: one stage)
     progress=None,             # progress bar over chunks (None: in notebooks only; False: never)
     exclude_items=None,        # item IDs never to return, for every user (a global deny list)
+    candidates=None,           # the only (user, item) pairs that may be returned: DataFrame or sparse matrix in row space
 ):
     "Yield, per chunk of users, (user rows, item rows [C, k], scores [C, k], valid [C, k]) as numpy arrays"
     k = check_k(k)
@@ -198,6 +207,7 @@ def iter_topk(
     n_cols = -(-len(item_rows) // block) * block if block else len(item_rows)
     scorer = (DotScorer if exp.kind == 'dot' else NNScorer)(exp, item_rows, n_cols, device)
     excl = exclude if exclude is None or isinstance(exclude, _Exclusions) else _Exclusions(exp, exclude)   # unknown IDs ignored
+    allowed = candidates if candidates is None or isinstance(candidates, _Exclusions) else _Exclusions(exp, candidates, unknown, 'candidates')
     item_col = np.full(exp.items.n_rows, -1, np.int64); item_col[item_rows] = np.arange(len(item_rows))
     chunk = _chunk_size(n_cols, chunk_bytes, scorer)
     starts = range(0, len(user_rows), chunk)
@@ -210,6 +220,7 @@ def iter_topk(
                 rows_t = torch.from_numpy(rows).to(device)
                 if buf is None or buf.shape[0] != len(rows): buf = torch.empty(len(rows), n_cols, device=device)
                 keys = scorer.keys(rows_t, out=buf)
+                if allowed is not None: _keep_only(keys, allowed.pairs(rows, item_col), n_cols)
                 if excl is not None:
                     local, cols = excl.pairs(rows, item_col)
                     if len(local): keys.view(-1).index_fill_(0, torch.from_numpy(local * n_cols + cols).to(device), float('-inf'))
@@ -259,13 +270,16 @@ def recommend(
     exclude_items=None,    # item IDs never to recommend to anyone (discontinued items): cheaper than a pair per user
     item_bias:bool=True,   # dot model: False ranks by the user–item interaction alone, without the popularity bias
     score:str='model',     # 'model': scores in `y_range` units of the full model; 'interaction': the dot product u·v
+    candidates=None,       # per-user allowed pairs: DataFrame with the user and item columns, or sparse matrix in row space
 ):
     "Top-`k` items for each user as a DataFrame [user, item, score, rank] (or the path of `out`)"
     k = check_k(k)
     if unknown not in ('raise', 'drop'): raise ValueError(f"unknown must be 'raise' or 'drop', got {unknown!r}")
     if exclude is not None: exclude = _Exclusions(exp, exclude, unknown)
+    if candidates is not None: candidates = _Exclusions(exp, candidates, unknown, 'candidates')
     rank_exp = exp if _check_ranking(exp, item_bias, score) else _without_item_bias(exp)
-    chunks = iter_topk(rank_exp, users, k, exclude, items, unknown, device, chunk_bytes, progress=progress, exclude_items=exclude_items)
+    chunks = iter_topk(rank_exp, users, k, exclude, items, unknown, device, chunk_bytes, progress=progress, exclude_items=exclude_items,
+                       candidates=candidates)
     if rank_exp is not exp or score != 'model': chunks = (_rescore(exp, c, score) for c in chunks)
     if out is None:
         frames = [recs_frame(exp, *c) for c in chunks]
