@@ -255,6 +255,35 @@ def _rescore(exp:CollabExport, chunk:tuple, score:str) -> tuple:
     else: new = np.einsum('ij,ij->i', exp.user_factors[user_rows], exp.item_factors[item_rows.ravel()])
     return rows, item_rows, new.reshape(item_rows.shape).astype(np.float32), valid
 
+# %% ../nbs/02_predict.ipynb #63e1a8a8
+def _popular_pool(exp:CollabExport, items, exclude_items, unknown:str) -> np.ndarray:
+    "Item rows allowed for everyone (`items` less `exclude_items`), most trained-on first, ties to the lower row"
+    rows = id_rows(exp.items, items, unknown, 'item')
+    if exclude_items is not None: rows = np.setdiff1d(rows, id_rows(exp.items, exclude_items, unknown, 'exclude_items'))
+    return rows[np.argsort(-exp.item_counts[rows], kind='stable')]
+
+def _filled_frame(exp:CollabExport, chunk:tuple, k:int, pool:np.ndarray, exclude, score:str) -> pd.DataFrame:
+    "`recs_frame` of a chunk plus, for users with fewer than `k`, the most popular pool items not returned nor excluded"
+    rows, item_rows, scores, valid = chunk
+    frame = recs_frame(exp, *chunk).assign(filled=False)
+    short = np.flatnonzero(valid.sum(1) < k)
+    users, extra, ranks = [], [], []
+    for a in short:
+        blocked = item_rows[a][valid[a]]
+        if exclude is not None: blocked = np.concatenate([blocked, exclude.items[exclude.indptr[rows[a]]:exclude.indptr[rows[a] + 1]]])
+        need = k - int(valid[a].sum())
+        head = pool[:need + len(blocked)]                             # enough: at most len(blocked) of them are blocked
+        pick = head[~np.isin(head, blocked)][:need]
+        users.append(np.full(len(pick), rows[a])); extra.append(pick); ranks.append(np.arange(len(pick)) + valid[a].sum() + 1)
+    if not users or not sum(map(len, extra)): return frame
+    users, extra, ranks = np.concatenate(users), np.concatenate(extra), np.concatenate(ranks)
+    if score == 'model': vals = exp.score_rows(users, extra)
+    else: vals = np.einsum('ij,ij->i', exp.user_factors[users], exp.item_factors[extra])
+    added = pd.DataFrame({exp.user_name: exp.users.ids_of(users), exp.item_name: exp.items.ids_of(extra),
+                          'score': vals.astype(np.float32), 'rank': ranks.astype(np.int64), 'filled': True})
+    res = pd.concat([frame, added], ignore_index=True)
+    return res.sort_values([exp.user_name, 'rank'], kind='stable', key=lambda col: exp.users.rows(col) if col.name == exp.user_name else col, ignore_index=True)
+
 # %% ../nbs/02_predict.ipynb #33cf765b
 def recommend(
     exp:CollabExport,      # the exported model (`from_learner(learn)` or `CollabExport.load(path)`)
@@ -271,16 +300,26 @@ def recommend(
     item_bias:bool=True,   # dot model: False ranks by the user–item interaction alone, without the popularity bias
     score:str='model',     # 'model': scores in `y_range` units of the full model; 'interaction': the dot product u·v
     candidates=None,       # per-user allowed pairs: DataFrame with the user and item columns, or sparse matrix in row space
+    fill:str=None,         # 'popular': top up users with fewer than `k` from the most popular items, in a `filled` column
 ):
     "Top-`k` items for each user as a DataFrame [user, item, score, rank] (or the path of `out`)"
     k = check_k(k)
     if unknown not in ('raise', 'drop'): raise ValueError(f"unknown must be 'raise' or 'drop', got {unknown!r}")
+    if fill not in (None, 'popular'): raise ValueError(f"fill must be None or 'popular', got {fill!r}")
+    if fill and out is not None: raise ValueError("fill='popular' returns a DataFrame (with its `filled` column); it cannot stream to out= yet")
+    if fill and exp.item_counts is None:
+        raise ValueError("fill='popular' needs the export's item_counts (training interactions per item, which from_learner "
+                         "records); this export has none")
     if exclude is not None: exclude = _Exclusions(exp, exclude, unknown)
     if candidates is not None: candidates = _Exclusions(exp, candidates, unknown, 'candidates')
     rank_exp = exp if _check_ranking(exp, item_bias, score) else _without_item_bias(exp)
     chunks = iter_topk(rank_exp, users, k, exclude, items, unknown, device, chunk_bytes, progress=progress, exclude_items=exclude_items,
                        candidates=candidates)
     if rank_exp is not exp or score != 'model': chunks = (_rescore(exp, c, score) for c in chunks)
+    if fill:
+        pool = _popular_pool(exp, items, exclude_items, unknown)
+        frames = [_filled_frame(exp, c, k, pool, exclude, score) for c in chunks]
+        return pd.concat(frames, ignore_index=True) if frames else empty_recs_frame(exp).assign(filled=np.zeros(0, bool))
     if out is None:
         frames = [recs_frame(exp, *c) for c in chunks]
         if not frames: return empty_recs_frame(exp)
