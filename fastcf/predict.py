@@ -155,6 +155,38 @@ def _keep_only(keys:torch.Tensor, pairs:tuple, n_cols:int):
     masked.view(-1)[torch.from_numpy(local * n_cols + cols).to(keys.device)] = False
     keys.masked_fill_(masked, float('-inf'))
 
+def _sparse_is_cheaper(exp:CollabExport, allowed, user_rows:np.ndarray, item_rows:np.ndarray) -> bool:
+    "Whether to score only the allowed pairs: dot model, and under 5% of the users × items keys allowed (`bench/bench_rules.py`)"
+    return exp.kind == 'dot' and len(allowed.items) < 0.05 * len(user_rows) * len(item_rows)
+
+def _iter_allowed_pairs(exp:CollabExport, user_rows, item_rows, item_col, allowed, excl, k:int, chunk:int, progress):
+    "`iter_topk`'s chunks when few pairs are allowed: score only those (dot model, CPU), select among them; ties to the lower item"
+    n_items = len(item_rows)
+    starts = range(0, len(user_rows), chunk)
+    bar = _Progress(len(starts), progress)
+    try:
+        for n, s in enumerate(starts):
+            rows = user_rows[s:s+chunk]
+            local, cols = allowed.pairs(rows, item_col)                        # sorted by user, then item row (= column)
+            first = np.r_[True, (local[1:] != local[:-1]) | (cols[1:] != cols[:-1])] if len(local) else np.zeros(0, bool)
+            local, cols = local[first], cols[first]                            # a pair listed twice is one candidate
+            if excl is not None:
+                ex_local, ex_cols = excl.pairs(rows, item_col)
+                keep = ~np.isin(local * n_items + cols, ex_local * n_items + ex_cols)
+                local, cols = local[keep], cols[keep]
+            counts = np.bincount(local, minlength=len(rows))
+            width = max(int(counts.max(initial=0)), 1)
+            pos = np.arange(len(local)) - np.repeat(np.cumsum(counts) - counts, counts)
+            items = item_rows[cols]
+            keys = np.full((len(rows), width), -np.inf, np.float32); col_of = np.zeros((len(rows), width), np.int64)
+            keys[local, pos] = np.einsum('ij,ij->i', exp.user_factors[rows[local]], exp.item_factors[items]) + exp.item_bias[items]
+            col_of[local, pos] = cols
+            vals, sel = topk_rows(torch.from_numpy(keys), min(k, width))
+            scores = DotScorer.finish(vals, torch.from_numpy(exp.user_bias[rows]), exp.y_range)
+            yield rows, item_rows[np.take_along_axis(col_of, sel.numpy(), 1)], scores.numpy(), (vals > float('-inf')).numpy()
+            bar.update(n + 1)
+    finally: bar.close()
+
 class _Progress:
     "A fastprogress bar over chunks: always with `progress=True`; with None only in notebooks, once a run passes 2 s"
     def __init__(self, total:int, progress):
@@ -210,6 +242,8 @@ def iter_topk(
     allowed = candidates if candidates is None or isinstance(candidates, _Exclusions) else _Exclusions(exp, candidates, unknown, 'candidates')
     item_col = np.full(exp.items.n_rows, -1, np.int64); item_col[item_rows] = np.arange(len(item_rows))
     chunk = _chunk_size(n_cols, chunk_bytes, scorer)
+    if allowed is not None and _sparse_is_cheaper(exp, allowed, user_rows, item_rows):
+        yield from _iter_allowed_pairs(exp, user_rows, item_rows, item_col, allowed, excl, k, chunk, progress); return
     starts = range(0, len(user_rows), chunk)
     bar = _Progress(len(starts), progress)
     buf = None
