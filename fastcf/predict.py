@@ -179,7 +179,10 @@ def _iter_allowed_pairs(exp:CollabExport, user_rows, item_rows, item_col, allowe
             pos = np.arange(len(local)) - np.repeat(np.cumsum(counts) - counts, counts)
             items = item_rows[cols]
             keys = np.full((len(rows), width), -np.inf, np.float32); col_of = np.zeros((len(rows), width), np.int64)
-            keys[local, pos] = np.einsum('ij,ij->i', exp.user_factors[rows[local]], exp.item_factors[items]) + exp.item_bias[items]
+            for a in range(0, len(local), 1 << 16):                          # pairs in slices: their factors stay small
+                at = slice(a, a + (1 << 16))
+                keys[local[at], pos[at]] = (np.einsum('ij,ij->i', exp.user_factors[rows[local[at]]], exp.item_factors[items[at]])
+                                            + exp.item_bias[items[at]])
             col_of[local, pos] = cols
             vals, sel = topk_rows(torch.from_numpy(keys), min(k, width))
             scores = DotScorer.finish(vals, torch.from_numpy(exp.user_bias[rows]), exp.y_range)
