@@ -6,7 +6,7 @@ Docs: https://fastcf.github.io/fastcf/predict.html.md"""
 
 # %% ../nbs/02_predict.ipynb #96807072
 from __future__ import annotations
-import time, warnings
+import copy, time, warnings
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from .models import Vocab, _as_id_array, _id_kind, EmbeddingDotBias, EmbeddingNN
@@ -86,26 +86,27 @@ class _Exclusions:
     "Excluded (user row, item row) pairs in CSR form, applied chunk by chunk"
     def __init__(self, exp:CollabExport, exclude,
         unknown:str='ignore',  # pairs with IDs not in the export: 'raise' a KeyError, 'drop' with a warning, or 'ignore'
+        what:str='exclude',    # the argument's name in messages ('candidates' reuses this class for the allowed pairs)
     ):
         if unknown not in ('raise', 'drop', 'ignore'): raise ValueError(f"unknown must be 'raise' or 'drop', got {unknown!r}")
         if isinstance(exclude, pd.DataFrame):
-            _check_columns(exclude, [exp.user_name, exp.item_name], 'exclude')
-            u, user_ids = self._rows(exp.users, exclude[exp.user_name], unknown)
-            i, item_ids = self._rows(exp.items, exclude[exp.item_name], unknown)
+            _check_columns(exclude, [exp.user_name, exp.item_name], what)
+            u, user_ids = self._rows(exp.users, exclude[exp.user_name], unknown, what)
+            i, item_ids = self._rows(exp.items, exclude[exp.item_name], unknown, what)
             if unknown == 'drop' and ((u < 0) | (i < 0)).any():
                 bad = [f"{voc.name} IDs {pd.unique(ids[rows < 0])[:5].tolist()}" for voc, rows, ids in
                        ((exp.users, u, user_ids), (exp.items, i, item_ids)) if (rows < 0).any()]
-                warnings.warn(f"exclude: dropped {int(((u < 0) | (i < 0)).sum()):,} pair(s) with IDs not in the export, "
+                warnings.warn(f"{what}: dropped {int(((u < 0) | (i < 0)).sum()):,} pair(s) with IDs not in the export, "
                               f"e.g. {' and '.join(bad)}")
         elif isinstance(exclude, torch.Tensor) and exclude.is_sparse:
             idx = exclude.coalesce().indices().cpu().numpy()
             u, i = idx[0], idx[1]
-            self._check_shape(exp, tuple(exclude.shape))
+            self._check_shape(exp, tuple(exclude.shape), what)
         elif hasattr(exclude, 'tocoo'):
-            self._check_shape(exp, exclude.shape)
+            self._check_shape(exp, exclude.shape, what)
             coo = exclude.tocoo()
             u, i = np.asarray(coo.row), np.asarray(coo.col)
-        else: raise TypeError(f"exclude must be a DataFrame with columns {[exp.user_name, exp.item_name]} or a sparse "
+        else: raise TypeError(f"{what} must be a DataFrame with columns {[exp.user_name, exp.item_name]} or a sparse "
                               f"matrix of shape (user rows, item rows), got {type(exclude).__name__}")
         u, i = np.asarray(u, np.int64), np.asarray(i, np.int64)
         keep = (u >= 0) & (i >= 0)
@@ -117,17 +118,17 @@ class _Exclusions:
         self.indptr = np.cumsum(self.indptr)
 
     @staticmethod
-    def _rows(voc:Vocab, values, unknown:str) -> tuple:
+    def _rows(voc:Vocab, values, unknown:str, what:str='exclude') -> tuple:
         "Rows (-1: unknown) and typed IDs of one exclude column, with the checks `users=` gets"
         ids = _as_id_array(values)
-        _check_kind(voc, ids, f"exclude column {voc.name!r}")
+        _check_kind(voc, ids, f"{what} column {voc.name!r}")
         try: return voc.rows(ids, unknown='raise' if unknown == 'raise' else 'mask'), ids
-        except KeyError as e: raise KeyError(f"exclude column {voc.name!r}: {e.args[0]} (or pass unknown='drop')") from None
+        except KeyError as e: raise KeyError(f"{what} column {voc.name!r}: {e.args[0]} (or pass unknown='drop')") from None
 
     @staticmethod
-    def _check_shape(exp, shape):
+    def _check_shape(exp, shape, what:str='exclude'):
         if tuple(shape) != (exp.users.n_rows, exp.items.n_rows):
-            raise ValueError(f"sparse exclude has shape {tuple(shape)}; in row space it must be "
+            raise ValueError(f"sparse {what} has shape {tuple(shape)}; in row space it must be "
                              f"{(exp.users.n_rows, exp.items.n_rows)} (users × items, '#na#' rows included)")
 
     def pairs(self, user_rows:np.ndarray, item_col:np.ndarray):
@@ -146,6 +147,48 @@ def _chunk_size(n_cols:int, chunk_bytes:int, scorer) -> int:
     per_user = 10 * n_cols
     if isinstance(scorer, NNScorer): per_user = max(per_user, 4 * n_cols)
     return int(max(1, min(16384, chunk_bytes // per_user)))
+
+def _keep_only(keys:torch.Tensor, pairs:tuple, n_cols:int):
+    "Set every key of a chunk to -inf except the (chunk-local row, column) `pairs`: one bool per key, within the chunk's memory"
+    local, cols = pairs
+    masked = torch.ones(keys.shape, dtype=torch.bool, device=keys.device)
+    masked.view(-1)[torch.from_numpy(local * n_cols + cols).to(keys.device)] = False
+    keys.masked_fill_(masked, float('-inf'))
+
+def _sparse_is_cheaper(exp:CollabExport, allowed, user_rows:np.ndarray, item_rows:np.ndarray) -> bool:
+    "Whether to score only the allowed pairs: dot model, and under 5% of the users × items keys allowed (`bench/bench_rules.py`)"
+    return exp.kind == 'dot' and len(allowed.items) < 0.05 * len(user_rows) * len(item_rows)
+
+def _iter_allowed_pairs(exp:CollabExport, user_rows, item_rows, item_col, allowed, excl, k:int, chunk:int, progress):
+    "`iter_topk`'s chunks when few pairs are allowed: score only those (dot model, CPU), select among them; ties to the lower item"
+    n_items = len(item_rows)
+    starts = range(0, len(user_rows), chunk)
+    bar = _Progress(len(starts), progress)
+    try:
+        for n, s in enumerate(starts):
+            rows = user_rows[s:s+chunk]
+            local, cols = allowed.pairs(rows, item_col)                        # sorted by user, then item row (= column)
+            first = np.r_[True, (local[1:] != local[:-1]) | (cols[1:] != cols[:-1])] if len(local) else np.zeros(0, bool)
+            local, cols = local[first], cols[first]                            # a pair listed twice is one candidate
+            if excl is not None:
+                ex_local, ex_cols = excl.pairs(rows, item_col)
+                keep = ~np.isin(local * n_items + cols, ex_local * n_items + ex_cols)
+                local, cols = local[keep], cols[keep]
+            counts = np.bincount(local, minlength=len(rows))
+            width = max(int(counts.max(initial=0)), 1)
+            pos = np.arange(len(local)) - np.repeat(np.cumsum(counts) - counts, counts)
+            items = item_rows[cols]
+            keys = np.full((len(rows), width), -np.inf, np.float32); col_of = np.zeros((len(rows), width), np.int64)
+            for a in range(0, len(local), 1 << 16):                          # pairs in slices: their factors stay small
+                at = slice(a, a + (1 << 16))
+                keys[local[at], pos[at]] = (np.einsum('ij,ij->i', exp.user_factors[rows[local[at]]], exp.item_factors[items[at]])
+                                            + exp.item_bias[items[at]])
+            col_of[local, pos] = cols
+            vals, sel = topk_rows(torch.from_numpy(keys), min(k, width))
+            scores = DotScorer.finish(vals, torch.from_numpy(exp.user_bias[rows]), exp.y_range)
+            yield rows, item_rows[np.take_along_axis(col_of, sel.numpy(), 1)], scores.numpy(), (vals > float('-inf')).numpy()
+            bar.update(n + 1)
+    finally: bar.close()
 
 class _Progress:
     "A fastprogress bar over chunks: always with `progress=True`; with None only in notebooks, once a run passes 2 s"
@@ -184,20 +227,26 @@ def iter_topk(
     chunk_bytes:int=256 << 20, # memory for one chunk's scores and temporaries
     block:int=None,            # block size of the selection (None: `pick_block`'s choice; 0: one stage)
     progress=None,             # progress bar over chunks (None: in notebooks only; False: never)
+    exclude_items=None,        # item IDs never to return, for every user (a global deny list)
+    candidates=None,           # the only (user, item) pairs that may be returned: DataFrame or sparse matrix in row space
 ):
     "Yield, per chunk of users, (user rows, item rows [C, k], scores [C, k], valid [C, k]) as numpy arrays"
     k = check_k(k)
     device = _resolve_device(device)
     user_rows = id_rows(exp.users, users, unknown, 'user')
     item_rows = id_rows(exp.items, items, unknown, 'item')
+    if exclude_items is not None: item_rows = np.setdiff1d(item_rows, id_rows(exp.items, exclude_items, unknown, 'exclude_items'))
     if len(user_rows) == 0 or len(item_rows) == 0: return
     k = min(k, len(item_rows))
     block = pick_block(len(item_rows), k) if block is None else block
     n_cols = -(-len(item_rows) // block) * block if block else len(item_rows)
     scorer = (DotScorer if exp.kind == 'dot' else NNScorer)(exp, item_rows, n_cols, device)
     excl = exclude if exclude is None or isinstance(exclude, _Exclusions) else _Exclusions(exp, exclude)   # unknown IDs ignored
+    allowed = candidates if candidates is None or isinstance(candidates, _Exclusions) else _Exclusions(exp, candidates, unknown, 'candidates')
     item_col = np.full(exp.items.n_rows, -1, np.int64); item_col[item_rows] = np.arange(len(item_rows))
     chunk = _chunk_size(n_cols, chunk_bytes, scorer)
+    if allowed is not None and _sparse_is_cheaper(exp, allowed, user_rows, item_rows):
+        yield from _iter_allowed_pairs(exp, user_rows, item_rows, item_col, allowed, excl, k, chunk, progress); return
     starts = range(0, len(user_rows), chunk)
     bar = _Progress(len(starts), progress)
     buf = None
@@ -208,6 +257,7 @@ def iter_topk(
                 rows_t = torch.from_numpy(rows).to(device)
                 if buf is None or buf.shape[0] != len(rows): buf = torch.empty(len(rows), n_cols, device=device)
                 keys = scorer.keys(rows_t, out=buf)
+                if allowed is not None: _keep_only(keys, allowed.pairs(rows, item_col), n_cols)
                 if excl is not None:
                     local, cols = excl.pairs(rows, item_col)
                     if len(local): keys.view(-1).index_fill_(0, torch.from_numpy(local * n_cols + cols).to(device), float('-inf'))
@@ -217,6 +267,59 @@ def iter_topk(
                 yield rows, item_rows[cols.cpu().numpy().clip(max=len(item_rows) - 1)], scores.cpu().numpy(), valid.cpu().numpy()
                 bar.update(n + 1)
     finally: bar.close()
+
+# %% ../nbs/02_predict.ipynb #b31cde60
+def _check_ranking(exp:CollabExport, item_bias:bool, score:str) -> bool:
+    "Whether `item_bias`/`score` keep the model's own ranking; errors name a bad value or a mode the model lacks"
+    if score not in ('model', 'interaction'): raise ValueError(f"score must be 'model' or 'interaction', got {score!r}")
+    if not isinstance(item_bias, (bool, np.bool_)): raise TypeError(f"item_bias must be True or False, got {item_bias!r}")
+    if exp.kind != 'dot' and (not item_bias or score != 'model'):
+        raise ValueError(f"item_bias=False and score='interaction' need a dot model (its score is u·v + biases); "
+                         f"this export is {exp.kind!r}, whose MLP has no separate item bias")
+    return bool(item_bias)
+
+def _without_item_bias(exp:CollabExport) -> CollabExport:
+    "A shallow copy of the dot export whose item biases are 0, so that its ranking keys are the interaction u·v alone"
+    res = copy.copy(exp)
+    res.item_bias = np.zeros_like(exp.item_bias)
+    return res
+
+def _rescore(exp:CollabExport, chunk:tuple, score:str) -> tuple:
+    "`chunk` of `iter_topk` with its scores recomputed: the full model's (`score='model'`) or the interaction u·v"
+    rows, item_rows, scores, valid = chunk
+    user_rows = np.broadcast_to(rows[:, None], item_rows.shape).ravel()
+    if score == 'model': new = exp.score_rows(user_rows, item_rows.ravel())
+    else: new = np.einsum('ij,ij->i', exp.user_factors[user_rows], exp.item_factors[item_rows.ravel()])
+    return rows, item_rows, new.reshape(item_rows.shape).astype(np.float32), valid
+
+# %% ../nbs/02_predict.ipynb #63e1a8a8
+def _popular_pool(exp:CollabExport, items, exclude_items, unknown:str) -> np.ndarray:
+    "Item rows allowed for everyone (`items` less `exclude_items`), most trained-on first, ties to the lower row"
+    rows = id_rows(exp.items, items, unknown, 'item')
+    if exclude_items is not None: rows = np.setdiff1d(rows, id_rows(exp.items, exclude_items, unknown, 'exclude_items'))
+    return rows[np.argsort(-exp.item_counts[rows], kind='stable')]
+
+def _filled_frame(exp:CollabExport, chunk:tuple, k:int, pool:np.ndarray, exclude, score:str) -> pd.DataFrame:
+    "`recs_frame` of a chunk plus, for users with fewer than `k`, the most popular pool items not returned nor excluded"
+    rows, item_rows, scores, valid = chunk
+    frame = recs_frame(exp, *chunk).assign(filled=False)
+    short = np.flatnonzero(valid.sum(1) < k)
+    users, extra, ranks = [], [], []
+    for a in short:
+        blocked = item_rows[a][valid[a]]
+        if exclude is not None: blocked = np.concatenate([blocked, exclude.items[exclude.indptr[rows[a]]:exclude.indptr[rows[a] + 1]]])
+        need = k - int(valid[a].sum())
+        head = pool[:need + len(blocked)]                             # enough: at most len(blocked) of them are blocked
+        pick = head[~np.isin(head, blocked)][:need]
+        users.append(np.full(len(pick), rows[a])); extra.append(pick); ranks.append(np.arange(len(pick)) + valid[a].sum() + 1)
+    if not users or not sum(map(len, extra)): return frame
+    users, extra, ranks = np.concatenate(users), np.concatenate(extra), np.concatenate(ranks)
+    if score == 'model': vals = exp.score_rows(users, extra)
+    else: vals = np.einsum('ij,ij->i', exp.user_factors[users], exp.item_factors[extra])
+    added = pd.DataFrame({exp.user_name: exp.users.ids_of(users), exp.item_name: exp.items.ids_of(extra),
+                          'score': vals.astype(np.float32), 'rank': ranks.astype(np.int64), 'filled': True})
+    res = pd.concat([frame, added], ignore_index=True)
+    return res.sort_values([exp.user_name, 'rank'], kind='stable', key=lambda col: exp.users.rows(col) if col.name == exp.user_name else col, ignore_index=True)
 
 # %% ../nbs/02_predict.ipynb #33cf765b
 def recommend(
@@ -230,12 +333,30 @@ def recommend(
     progress=None,         # progress bar over chunks (None: in notebooks only; False: never)
     out=None,              # stream to this .parquet/.csv file instead of returning a DataFrame
     chunk_bytes:int=256 << 20, # memory for one chunk's scores and temporaries; bounds the peak memory
+    exclude_items=None,    # item IDs never to recommend to anyone (discontinued items): cheaper than a pair per user
+    item_bias:bool=True,   # dot model: False ranks by the user–item interaction alone, without the popularity bias
+    score:str='model',     # 'model': scores in `y_range` units of the full model; 'interaction': the dot product u·v
+    candidates=None,       # per-user allowed pairs: DataFrame with the user and item columns, or sparse matrix in row space
+    fill:str=None,         # 'popular': top up users with fewer than `k` from the most popular items, in a `filled` column
 ):
     "Top-`k` items for each user as a DataFrame [user, item, score, rank] (or the path of `out`)"
     k = check_k(k)
     if unknown not in ('raise', 'drop'): raise ValueError(f"unknown must be 'raise' or 'drop', got {unknown!r}")
+    if fill not in (None, 'popular'): raise ValueError(f"fill must be None or 'popular', got {fill!r}")
+    if fill and out is not None: raise ValueError("fill='popular' returns a DataFrame (with its `filled` column); it cannot stream to out= yet")
+    if fill and exp.item_counts is None:
+        raise ValueError("fill='popular' needs the export's item_counts (training interactions per item, which from_learner "
+                         "records); this export has none")
     if exclude is not None: exclude = _Exclusions(exp, exclude, unknown)
-    chunks = iter_topk(exp, users, k, exclude, items, unknown, device, chunk_bytes, progress=progress)
+    if candidates is not None: candidates = _Exclusions(exp, candidates, unknown, 'candidates')
+    rank_exp = exp if _check_ranking(exp, item_bias, score) else _without_item_bias(exp)
+    chunks = iter_topk(rank_exp, users, k, exclude, items, unknown, device, chunk_bytes, progress=progress, exclude_items=exclude_items,
+                       candidates=candidates)
+    if rank_exp is not exp or score != 'model': chunks = (_rescore(exp, c, score) for c in chunks)
+    if fill:
+        pool = _popular_pool(exp, items, exclude_items, unknown)
+        frames = [_filled_frame(exp, c, k, pool, exclude, score) for c in chunks]
+        return pd.concat(frames, ignore_index=True) if frames else empty_recs_frame(exp).assign(filled=np.zeros(0, bool))
     if out is None:
         frames = [recs_frame(exp, *c) for c in chunks]
         if not frames: return empty_recs_frame(exp)
@@ -279,22 +400,70 @@ def score_matrix(exp:CollabExport, users=None, items=None, unknown:str='raise', 
     return pd.DataFrame(vals, index=pd.Index(exp.users.ids_of(u), name=exp.user_name),
                         columns=pd.Index(exp.items.ids_of(i), name=exp.item_name))
 
-def _similar(exp:CollabExport, which:str, the_id, k:int) -> pd.DataFrame:
+def _similar(
+    exp:CollabExport,          # the exported model
+    side:str,                  # 'item' or 'user': whose factors to compare
+    ids,                       # one ID (today's [side, similarity] frame) or a list of IDs (the batch frame)
+    k:int=10,                  # results per query
+    exclude=None,              # IDs of `side` never to return (a global deny list)
+    candidates=None,           # IDs of `side` that may be returned (None: all)
+    metric:str='cosine',       # 'cosine' of the factors, or their 'dot' product
+    unknown:str='raise',       # unknown IDs: 'raise' a KeyError naming them, or 'drop' them with a warning
+    device=None,               # 'cpu', 'cuda', … (None: the GPU if available, else the CPU)
+    chunk_bytes:int=256 << 20, # memory for one chunk of queries' similarities
+) -> pd.DataFrame:
+    "Top-`k` most similar rows of `side` for each query by `metric`, the query itself left out, chunk by chunk through `topk_rows`"
     k = check_k(k)
-    voc, fac = (exp.items, exp.item_factors) if which == 'item' else (exp.users, exp.user_factors)
-    row = voc.rows([the_id])[0]
-    real = torch.from_numpy(fac[voc.n_pad:])
-    sims = torch.nn.functional.cosine_similarity(real, torch.from_numpy(fac[row])[None], dim=1)
-    sims[row - voc.n_pad] = float('-inf')
-    vals, cols = topk_rows(sims[None], k)
-    keep = vals[0] > float('-inf')
-    name = exp.item_name if which == 'item' else exp.user_name
-    return pd.DataFrame({name: voc.ids[cols[0][keep].numpy()], 'similarity': vals[0][keep].numpy()})
+    if metric not in ('cosine', 'dot'): raise ValueError(f"metric must be 'cosine' or 'dot', got {metric!r}")
+    voc, fac = (exp.items, exp.item_factors) if side == 'item' else (exp.users, exp.user_factors)
+    single = isinstance(ids, str) or np.isscalar(ids)
+    query = id_rows(voc, ids, unknown, side)
+    cand = id_rows(voc, candidates, unknown, f'candidate {side}')
+    if exclude is not None: cand = np.setdiff1d(cand, id_rows(voc, exclude, unknown, f'excluded {side}'))
+    device = _resolve_device(device)
+    vecs = torch.from_numpy(fac)
+    if metric == 'cosine': vecs = vecs / vecs.norm(dim=1, keepdim=True).clamp_min(1e-8)
+    vecs = vecs.to(device)
+    cand_t = vecs.index_select(0, torch.from_numpy(cand).to(device)).t().contiguous()      # [factors, candidates]
+    col = np.full(voc.n_rows, -1, np.int64); col[cand] = np.arange(len(cand))
+    chunk = int(max(1, min(16384, chunk_bytes // (10 * max(1, len(cand))))))
+    parts = []
+    with torch.no_grad():
+        for s in range(0, len(query) if len(cand) else 0, chunk):
+            rows = query[s:s+chunk]
+            keys = vecs.index_select(0, torch.from_numpy(rows).to(device)) @ cand_t
+            self_col = col[rows]; local = np.flatnonzero(self_col >= 0)
+            keys[torch.from_numpy(local).to(device), torch.from_numpy(self_col[local]).to(device)] = float('-inf')
+            vals, cols = (t.cpu().numpy() for t in topk_rows(keys, min(k, len(cand))))
+            valid = vals > float('-inf')
+            parts.append((np.repeat(rows, valid.sum(1)), cand[cols[valid]], vals[valid],
+                          np.broadcast_to(np.arange(1, vals.shape[1] + 1), vals.shape)[valid]))
+    q, sim, val, rank = (np.concatenate(a) for a in zip(*parts)) if parts else (np.zeros(0, np.int64),) * 2 + (np.zeros(0, np.float32), np.zeros(0, np.int64))
+    if single: return pd.DataFrame({voc.name or side: voc.ids_of(sim), 'similarity': val.astype(np.float32)})
+    return pd.DataFrame({'query': voc.ids_of(q), 'similar': voc.ids_of(sim), 'similarity': val.astype(np.float32), 'rank': rank.astype(np.int64)})
 
-def similar_items(exp:CollabExport, item, k:int=10) -> pd.DataFrame:
-    "The `k` items whose factors are closest to `item`'s by cosine similarity"
-    return _similar(exp, 'item', item, k)
+def similar_items(
+    exp:CollabExport,          # the exported model
+    items,                     # one item ID, or a list of them (a batch, in one call)
+    k:int=10,                  # similar items per query
+    exclude_items=None,        # item IDs never to return
+    candidates=None,           # item IDs that may be returned (None: every item)
+    metric:str='cosine',       # 'cosine' similarity of the item factors, or their 'dot' product
+    unknown:str='raise',       # unknown IDs: 'raise' a KeyError, or 'drop' them with a warning
+    device=None,               # 'cpu', 'cuda', … (None: the GPU if available, else the CPU)
+) -> pd.DataFrame:
+    "The `k` items closest to each of `items`: [query, similar, similarity, rank] (one ID: [item, similarity])"
+    return _similar(exp, 'item', items, k, exclude_items, candidates, metric, unknown, device)
 
-def similar_users(exp:CollabExport, user, k:int=10) -> pd.DataFrame:
-    "The `k` users whose factors are closest to `user`'s by cosine similarity"
-    return _similar(exp, 'user', user, k)
+def similar_users(
+    exp:CollabExport,          # the exported model
+    users,                     # one user ID, or a list of them (a batch, in one call)
+    k:int=10,                  # similar users per query
+    exclude_users=None,        # user IDs never to return
+    candidates=None,           # user IDs that may be returned (None: every user)
+    metric:str='cosine',       # 'cosine' similarity of the user factors, or their 'dot' product
+    unknown:str='raise',       # unknown IDs: 'raise' a KeyError, or 'drop' them with a warning
+    device=None,               # 'cpu', 'cuda', … (None: the GPU if available, else the CPU)
+) -> pd.DataFrame:
+    "The `k` users closest to each of `users`: [query, similar, similarity, rank] (one ID: [user, similarity])"
+    return _similar(exp, 'user', users, k, exclude_users, candidates, metric, unknown, device)

@@ -161,10 +161,15 @@ def recommend_spark(
     device=None,             # torch device in the workers (None: a GPU if the worker has one, else the CPU)
     chunk_bytes:int=None,    # memory for one chunk's scores in a worker (None: `recommend`'s default)
     spark=None,              # SparkSession (None: the users DataFrame's, else the active session)
+    by:str='user',           # 'user': top-k items per user; 'item': top-k users per item (`items` the queries, `users` the candidates)
 ):
     "Top-`k` items per user as a Spark DataFrame [user, item, score, rank], as `recommend` computes them, on Spark's executors"
     ps = _pyspark()
     F, T = ps.F, ps.T
+    if by not in ('user', 'item'): raise ValueError(f"by must be 'user' or 'item', got {by!r}")
+    if by == 'item':                 # the reverse query: the same job on the export with its sides swapped
+        from fastcf.rules import transposed
+        exp, users, items = transposed(exp), items, users
     k = check_k(k)
     if unknown not in ('raise', 'drop'): raise ValueError(f"unknown must be 'raise' or 'drop', got {unknown!r}")
     if spark is None: spark = users.sparkSession if isinstance(users, ps.DataFrame) else ps.SparkSession.getActiveSession()
