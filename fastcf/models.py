@@ -6,12 +6,15 @@ Docs: https://fastcf.github.io/fastcf/models.html.md"""
 
 # %% ../nbs/00_models.ipynb #a2c81fc4
 from __future__ import annotations
+import warnings
+from fastcore.basics import store_attr
 import numpy as np, pandas as pd, torch
 from torch import nn
 
 # %% auto #0
-__all__ = ['NA', 'trunc_normal_', 'Embedding', 'sigmoid_range', 'SigmoidRange', 'Vocab', 'EmbeddingDotBias', 'BatchNorm1d',
-           'LinBnDrop', 'emb_sz_rule', 'TabularModel', 'EmbeddingNN']
+__all__ = ['NA', 'UNKNOWN', 'SIDES', 'trunc_normal_', 'Embedding', 'sigmoid_range', 'SigmoidRange', 'id_kind', 'as_id_array',
+           'unknown_policy', 'Vocab', 'check_side', 'Side', 'EmbeddingDotBias', 'BatchNorm1d', 'LinBnDrop',
+           'emb_sz_rule', 'TabularModel', 'EmbeddingNN']
 
 # %% ../nbs/00_models.ipynb #d2fdbce6
 def trunc_normal_(x:torch.Tensor, mean:float=0., std:float=1.) -> torch.Tensor:
@@ -51,8 +54,8 @@ def _kind_of_types(types:set) -> str:
     if all(issubclass(t, (float, np.floating)) for t in types): return 'float'
     return 'mixed'
 
-def _id_kind(ids:np.ndarray) -> str:
-    "'int', 'float', 'str' or 'mixed' for an array of IDs (booleans are not integers here)"
+def id_kind(ids:np.ndarray) -> str:
+    "'int', 'float', 'str' or 'mixed': the ID type of an array of IDs (booleans are not integers here)"
     if ids.dtype.kind in 'iu': return 'int'
     if ids.dtype.kind == 'f': return 'float'
     if ids.dtype.kind == 'U': return 'str'
@@ -71,7 +74,7 @@ def _refuse_types(arr:np.ndarray, bad_types:set):
     hint = " (True/False would silently be IDs 1/0)" if any(_is_bool_type(t) for t in bad_types) else ""
     raise TypeError(f"IDs must be integers, floats or strings; got {'/'.join(names)} value(s) {examples}{hint}")
 
-def _as_id_array(ids) -> np.ndarray:
+def as_id_array(ids) -> np.ndarray:
     "IDs as a 1-D typed array: int64, float64, or object (`str`, ints beyond int64, mixed values); other types are a `TypeError`"
     if isinstance(ids, torch.Tensor): ids = ids.cpu().numpy()
     if isinstance(ids, (pd.Series, pd.Index)): arr = ids.to_numpy()
@@ -97,6 +100,8 @@ def _as_id_array(ids) -> np.ndarray:
         except OverflowError: return arr           # Python ints beyond int64: kept exact, so they are simply not found
     if kind == 'float': return arr.astype(np.float64)
     return arr
+
+_as_id_array, _id_kind = as_id_array, id_kind   # the names before they were public, for code written against them
 
 def _id_list(arr):
     "`arr` checked to be a 1-D collection of IDs, as fastai's `weight` and `bias` iterate it"
@@ -124,6 +129,22 @@ def _as_int_ids(values:np.ndarray) -> np.ndarray:
     try: return res.astype(np.int64)
     except OverflowError: return res
 
+# %% ../nbs/00_models.ipynb #f217dd2d
+UNKNOWN = {'raise': "raise a KeyError that names them",
+           'drop': "leave them out, with a warning that names them",
+           'mask': "keep their place, marked missing (row -1, score NaN, an exclusion pair ignored)"}
+_OLD_UNKNOWN = {'nan': 'mask', 'ignore': 'mask'}   # earlier spellings of 'mask' (predict's 'nan', exclusions' 'ignore')
+
+def unknown_policy(
+    unknown:str,                   # what the caller passed as `unknown=`
+    allowed:tuple=tuple(UNKNOWN),  # the words the calling function supports
+) -> str:
+    "`unknown` as one of `UNKNOWN`'s words ('nan' and 'ignore' are old spellings of 'mask'), or a `ValueError` naming it"
+    word = _OLD_UNKNOWN.get(unknown, unknown) if isinstance(unknown, str) else unknown
+    if word not in allowed:
+        raise ValueError(f"unknown must be {' or '.join(repr(w) for w in allowed)}, got {unknown!r}")
+    return word
+
 # %% ../nbs/00_models.ipynb #02e191a2
 class Vocab:
     "The IDs of one embedding table in row order; fastai's `'#na#'` placeholder rows are counted in `n_pad`, not in `ids`."
@@ -132,9 +153,9 @@ class Vocab:
         n_pad:int=0,    # placeholder rows before them (1 for fastai's '#na#')
         name:str=None,  # column name, used in error messages
     ):
-        self.ids, self.n_pad, self.name = _as_id_array(ids), int(n_pad), name
-        self.kind = _id_kind(self.ids) if len(self.ids) else 'str'
-        if self.kind == 'int' and self.ids.dtype == object:
+        self.ids, self.n_pad, self.name = as_id_array(ids), int(n_pad), name
+        self.id_type = id_kind(self.ids) if len(self.ids) else 'str'
+        if self.id_type == 'int' and self.ids.dtype == object:
             raise ValueError(f"{self._what} vocab has integer IDs beyond int64, e.g. {[o for o in self.ids if abs(o) >= 2**63][:3]}")
         self._index = None
         if len(self.index) != len(self.ids) or not self.index.is_unique:
@@ -149,8 +170,13 @@ class Vocab:
         return cls(items[n_pad:], n_pad, name)
 
     @property
+    def kind(self) -> str:
+        "Read-only alias of `id_type` (its name before `kind` came to mean only the model kind)"
+        return self.id_type
+
+    @property
     def index(self) -> pd.Index:
-        if self._index is None: self._index = pd.Index(self.ids, dtype=object if self.kind in ('str', 'mixed') else None)
+        if self._index is None: self._index = pd.Index(self.ids, dtype=object if self.id_type in ('str', 'mixed') else None)
         return self._index
 
     @property
@@ -158,15 +184,15 @@ class Vocab:
     @property
     def n_rows(self) -> int: return self.n_pad + len(self.ids)
     def __len__(self): return self.n_rows
-    def __repr__(self): return f"Vocab({self.name!r}, {len(self.ids):,} {self.kind} IDs, n_pad={self.n_pad})"
+    def __repr__(self): return f"Vocab({self.name!r}, {len(self.ids):,} {self.id_type} IDs, n_pad={self.n_pad})"
     @property
     def classes(self) -> list: return [NA] * self.n_pad + self.ids.tolist()
 
     def rows(self, values, unknown:str='raise') -> np.ndarray:
         "Row numbers (int64) of `values`; unknown IDs raise `KeyError` naming them, or give -1 with `unknown='mask'`"
-        if unknown not in ('raise', 'mask'): raise ValueError(f"unknown must be 'raise' or 'mask', got {unknown!r}")
-        values = _as_id_array(values)                      # bools, Decimals, complex, None: TypeError naming them
-        if self.kind == 'int': values = _as_int_ids(values) # 5.0 is 5 only if every float is whole; 5.5 is a TypeError
+        unknown = unknown_policy(unknown, ('raise', 'mask'))
+        values = as_id_array(values)                       # bools, Decimals, complex, None: TypeError naming them
+        if self.id_type == 'int': values = _as_int_ids(values) # 5.0 is 5 only if every float is whole; 5.5 is a TypeError
         pos = self.index.get_indexer(values) if len(values) else np.zeros(0, dtype=np.int64)
         missing = pos < 0
         if missing.any() and unknown == 'raise': raise KeyError(self._unknown_message(values[missing]))
@@ -176,9 +202,9 @@ class Vocab:
         kinds = {'int': 'integers', 'float': 'floats', 'str': 'strings', 'mixed': 'mixed values'}
         uniq = pd.unique(bad)
         msg = (f"{len(uniq):,} ID(s) not in {self._what} vocab, e.g. {uniq[:5].tolist()}; "
-               f"the vocab holds {len(self.ids):,} {kinds[self.kind]} such as {self.ids[:3].tolist()}")
-        got = _id_kind(np.asarray(uniq, dtype=object))
-        if got != self.kind and not {got, self.kind} <= {'int', 'float'}:
+               f"the vocab holds {len(self.ids):,} {kinds[self.id_type]} such as {self.ids[:3].tolist()}")
+        got = id_kind(np.asarray(uniq, dtype=object))
+        if got != self.id_type and not {got, self.id_type} <= {'int', 'float'}:
             msg += f" — you passed {kinds[got]}: convert them (e.g. int('5') vs 5)"
         if self.n_pad: msg += ". fastai codes IDs it never saw in training as row 0 ('#na#'); fastcf refuses to score them"
         return msg
@@ -189,6 +215,40 @@ class Vocab:
         if ((rows < self.n_pad) | (rows >= self.n_rows)).any():
             raise IndexError(f"rows must be in [{self.n_pad}, {self.n_rows}) for {self._what} vocab; row 0 is the '#na#' placeholder" if self.n_pad else f"rows must be in [0, {self.n_rows})")
         return self.ids[rows - self.n_pad]
+
+# %% ../nbs/00_models.ipynb #433ee59d
+SIDES = ('user', 'item')
+
+def check_side(
+    side:str,              # 'user' or 'item'
+    old=None,              # the value given under the argument's former name, if any (it wins, with a warning)
+    old_name:str='which',  # that former name, for the warning and the error
+) -> str:
+    "`side` checked to be 'user' or 'item' (or `old`, given under the deprecated name `old_name`), else a `ValueError`"
+    name = 'side'
+    if old is not None:
+        warnings.warn(f"{old_name}= is deprecated, use side= (side={old!r})", DeprecationWarning, stacklevel=3)
+        side, name = old, old_name
+    if side not in SIDES: raise ValueError(f"{name} must be 'user' or 'item', got {side!r}")
+    return side
+
+class Side:
+    "The tables of one side (users or items) of a model: vocab, factors, biases, column name and training counts"
+    def __init__(self,
+        side:str,                  # 'user' or 'item'
+        vocab:Vocab,               # its IDs in row order
+        factors:np.ndarray,        # [rows, n_factors]
+        bias:np.ndarray=None,      # [rows] (dot model only)
+        name=None,                 # its column name
+        counts:np.ndarray=None,    # [rows] training interactions, when known
+    ): store_attr()
+    @property
+    def other(self) -> str: return 'item' if self.side == 'user' else 'user'
+    @property
+    def real(self) -> slice:
+        "The rows of real IDs (after the '#na#' placeholders)"
+        return slice(self.vocab.n_pad, self.vocab.n_rows)
+    def __repr__(self): return f"Side({self.side!r}, {self.name!r}, {len(self.vocab.ids):,} IDs, factors {self.factors.shape})"
 
 # %% ../nbs/00_models.ipynb #a8683e07
 class EmbeddingDotBias(nn.Module):
@@ -278,10 +338,10 @@ def emb_sz_rule(n_cat:int) -> int:
     return min(600, round(1.6 * n_cat**0.56))
 
 class TabularModel(nn.Module):
-    "fastai's `TabularModel` (embeddings + optional continuous inputs → `LinBnDrop` MLP), in plain PyTorch."
+    "fastai's `TabularModel` (embeddings → `LinBnDrop` MLP) without continuous inputs, in plain PyTorch, with fastai's state_dict."
     def __init__(self,
         emb_szs:list,           # (rows, size) for each embedding
-        n_cont:int,             # number of continuous inputs (0 for collaborative filtering)
+        n_cont:int,             # number of continuous inputs: must be 0 (kept in the signature, as fastai's)
         out_sz:int,             # outputs of the final layer
         layers:list,            # hidden layer sizes
         ps:float|list=None,     # dropout per hidden layer
@@ -289,11 +349,13 @@ class TabularModel(nn.Module):
         y_range:tuple=None,     # (low, high) for a final `SigmoidRange`
         use_bn:bool=True,       # BatchNorm in the hidden blocks
         bn_final:bool=False,    # BatchNorm on the final layer too
-        bn_cont:bool=True,      # BatchNorm on the continuous inputs
+        bn_cont:bool=True,      # an (empty) BatchNorm for the continuous inputs, kept so the state_dict keys are fastai's
         act_cls:nn.Module=nn.ReLU(inplace=True), # activation of the hidden blocks
         lin_first:bool=True,    # Linear before BatchNorm in each block
     ):
         super().__init__()
+        if n_cont != 0: raise ValueError(f"fastcf's TabularModel has no continuous inputs (it is the collaborative-filtering "
+                                         f"model); got n_cont={n_cont!r}: use fastai.tabular.model.TabularModel for those")
         ps = [0] * len(layers) if ps is None else ps
         if not isinstance(ps, (list, tuple)): ps = [ps] * len(layers)
         self.embeds = nn.ModuleList([Embedding(ni, nf) for ni, nf in emb_szs])
@@ -309,13 +371,8 @@ class TabularModel(nn.Module):
         self.layers = nn.Sequential(*_layers)
 
     def forward(self, x_cat:torch.Tensor, x_cont:torch.Tensor=None) -> torch.Tensor:
-        if self.n_emb != 0:
-            x = torch.cat([e(x_cat[:, i]) for i, e in enumerate(self.embeds)], 1)
-            x = self.emb_drop(x)
-        if self.n_cont != 0:
-            if self.bn_cont is not None: x_cont = self.bn_cont(x_cont)
-            x = torch.cat([x, x_cont], 1) if self.n_emb != 0 else x_cont
-        return self.layers(x)
+        "Outputs `[bs, out_sz]` for a `[bs, n_embeddings]` batch of rows (`x_cont` is accepted, as fastai passes it, and unused)"
+        return self.layers(self.emb_drop(torch.cat([e(x_cat[:, i]) for i, e in enumerate(self.embeds)], 1)))
 
 # %% ../nbs/00_models.ipynb #e0edac3f
 class EmbeddingNN(TabularModel):
