@@ -12,7 +12,8 @@ import numpy as np, pandas as pd, torch
 from torch import nn
 from fastcore.basics import patch, patch_to
 import fastcf
-from .models import Vocab, Side, SIDES, check_side, sigmoid_range
+from .vocab import Vocab, Side, SIDES, check_side
+from .models import sigmoid_range
 from .format import (FORMAT, FORMAT_VERSION, ExportFormatError, ACTIVATIONS, OPS, check_y_range,
                            write_export, read_export)
 _all_ = ['FORMAT', 'FORMAT_VERSION', 'ExportFormatError']   # defined in fastcf.format, importable from here as before

@@ -10,7 +10,8 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 import numpy as np, pandas as pd, torch
-from .models import Vocab, NA, as_id_array, id_kind, check_side, sigmoid_range
+from .vocab import Vocab, NA, as_id_array, id_kind, check_side
+from .models import sigmoid_range
 from .export import CollabExport, run_ops
 
 # %% auto #0

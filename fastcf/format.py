@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np, torch
 from torch import nn
 import fastcf
-from .models import Vocab
+from .vocab import Vocab
 
 # %% auto #0
 __all__ = ['FORMAT', 'FORMAT_VERSION', 'ACTIVATIONS', 'OPS', 'ExportFormatError', 'check_y_range', 'write_export', 'read_export']

@@ -8,7 +8,7 @@ Docs: https://fastcf.github.io/fastcf/predict.html.md"""
 from __future__ import annotations
 import time, warnings
 import numpy as np, pandas as pd, torch
-from .models import Vocab, as_id_array, id_kind, unknown_policy
+from .vocab import Vocab, as_id_array, id_kind, unknown_policy
 from .data import random_export
 from .export import CollabExport
 from .topk import PAD, INVALID, check_k, pick_block, topk_rows

@@ -11,7 +11,7 @@ from pathlib import Path
 from functools import partial, reduce
 from types import SimpleNamespace
 import numpy as np, pandas as pd, torch
-from .models import Vocab, as_id_array
+from .vocab import Vocab, as_id_array
 from .export import CollabExport
 from .predict import iter_topk, id_rows
 from .scorers import DotScorer, NNScorer
