@@ -335,8 +335,9 @@ def fold_in(
     if wd is not None and not (number(wd, (int, float, np.number)) and np.isfinite(wd) and wd > 0):
         raise FoldInError(f"wd must be a positive number, got {wd!r}")
     if not (number(max_iter, (int, np.integer)) and max_iter >= 1): raise FoldInError(f"max_iter must be a positive integer, got {max_iter!r}")
+    missing = ids is not None and pd.isna(pd.Series(np.asarray(ids, dtype=object).reshape(-1), dtype=object)).any()
+    if missing: raise FoldInError("ids contains missing values (NaN or None)")   # before as_id_array's TypeError for None
     extra = np.zeros(0, dtype=object) if ids is None else as_id_array(ids)
-    if pd.isna(pd.Series(extra, dtype=object)).any(): raise FoldInError("ids contains missing values (NaN or None)")
     if ratings is None and not len(extra): raise FoldInError("nothing to fold in: give ratings, ids, or both")
     frame = (rating_frame(exp, ratings, side, rating_col, duplicates) if ratings is not None else
              pd.DataFrame({'id': np.zeros(0, object), 'other_row': np.zeros(0, np.int64), 'rating': np.zeros(0)}))
