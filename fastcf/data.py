@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np, pandas as pd
 
 # %% auto #0
-__all__ = ['PRESETS', 'ML100K_COLUMNS', 'synthetic_ratings', 'movielens_100k']
+__all__ = ['PRESETS', 'ML100K_COLUMNS', 'synthetic_ratings', 'movielens_100k', 'random_export']
 
 # %% ../nbs/04_data.ipynb #5bb78358
 PRESETS = {
@@ -118,3 +118,26 @@ def movielens_100k(
     if df.shape[1] != 4 or df.isna().any().any():
         raise ValueError(f"{file} does not look like MovieLens u.data (4 tab-separated integer columns)")
     return df
+
+# %% ../nbs/04_data.ipynb #81783529
+import torch
+from .models import EmbeddingDotBias, EmbeddingNN
+from .export import CollabExport
+
+def random_export(n_users:int=100, n_items:int=50, n_factors:int=8, kind:str='dot', y_range=(0., 5.5),
+                  ids:str='int', layers=(20, 10), seed:int=0, scale:float=1.) -> CollabExport:
+    "A CollabExport with random weights and fastai's '#na#' rows, for tests and benchmarks"
+    g = torch.Generator().manual_seed(seed)
+    user_ids = [f"u{i}" for i in range(n_users)] if ids == 'str' else list(range(n_users))
+    item_ids = [f"i{i}" for i in range(n_items)] if ids == 'str' else list(range(n_items))
+    classes = {'user': ['#na#'] + user_ids, 'item': ['#na#'] + item_ids}
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        if kind == 'dot': model = EmbeddingDotBias.from_classes(n_factors, classes, y_range=y_range)
+        else: model = EmbeddingNN([(n_users + 1, n_factors), (n_items + 1, n_factors)], list(layers), y_range=y_range)
+        with torch.no_grad():
+            for p in model.parameters(): p.normal_(0, scale, generator=g) if p.dim() > 1 or kind == 'dot' else p.normal_(0, 0.1, generator=g)
+            for m in model.modules():
+                if isinstance(m, torch.nn.BatchNorm1d) and m.num_features:
+                    m.running_mean.normal_(0, 0.1, generator=g); m.running_var.uniform_(0.5, 2., generator=g)
+    return CollabExport.from_model(model.eval(), classes)

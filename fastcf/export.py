@@ -6,19 +6,23 @@ Docs: https://fastcf.github.io/fastcf/export.html.md"""
 
 # %% ../nbs/01_export.ipynb #d0daf310
 from __future__ import annotations
-import io, json, os, sys, tempfile, zipfile, zlib, struct
+import sys
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from torch import nn
 from fastcore.basics import patch, patch_to
 import fastcf
-from .models import Vocab, NA, sigmoid_range
+from .vocab import Vocab, Side, SIDES, check_side
+from .models import sigmoid_range
+from .format import (FORMAT, FORMAT_VERSION, ExportFormatError, ACTIVATIONS, OPS, check_y_range,
+                           write_export, read_export)
+_all_ = ['FORMAT', 'FORMAT_VERSION', 'ExportFormatError']   # defined in fastcf.format, importable from here as before
 
 # %% auto #0
-__all__ = ['FORMAT', 'FORMAT_VERSION', 'mlp_ops', 'run_ops', 'ExportFormatError', 'CollabExport', 'from_learner']
+__all__ = ['mlp_ops', 'run_ops', 'CollabExport', 'from_learner', 'FORMAT', 'FORMAT_VERSION', 'ExportFormatError']
 
 # %% ../nbs/01_export.ipynb #04f19e11
-_ACTIVATIONS = {nn.ReLU: 'relu', nn.Tanh: 'tanh', nn.Sigmoid: 'sigmoid', nn.GELU: 'gelu', nn.SiLU: 'silu'}
+_ACTIVATION_NAMES = {module: name for name, (module, _) in ACTIVATIONS.items()}   # nn.ReLU → 'relu', …
 
 def _leaves(module:nn.Module):
     "The leaf modules of nested `nn.Sequential`s, in order"
@@ -40,7 +44,7 @@ def mlp_ops(layers:nn.Module) -> list:
             ops.append(dict(op='affine', scale=_np(scale), shift=_np(shift)))
         elif isinstance(m, nn.Dropout): continue
         elif isinstance(m, nn.LeakyReLU): ops.append(dict(op='leaky_relu', slope=float(m.negative_slope)))
-        elif type(m) in _ACTIVATIONS: ops.append(dict(op=_ACTIVATIONS[type(m)]))
+        elif type(m) in _ACTIVATION_NAMES: ops.append(dict(op=_ACTIVATION_NAMES[type(m)]))
         elif type(m).__name__ == 'SigmoidRange': ops.append(dict(op='sigmoid_range', low=float(m.low), high=float(m.high)))
         else: raise TypeError(f"cannot export layer {type(m).__name__} ({m}); supported: Linear, BatchNorm1d, Dropout, "
                               "ReLU, LeakyReLU, Tanh, Sigmoid, GELU, SiLU, SigmoidRange")
@@ -49,48 +53,25 @@ def mlp_ops(layers:nn.Module) -> list:
 def run_ops(ops:list, x:torch.Tensor) -> torch.Tensor:
     "Apply `mlp_ops` output to a batch `x` (a reference implementation; the predictor has a faster one)"
     for o in ops:
-        kind = o['op']
-        if kind == 'linear': x = torch.nn.functional.linear(x, torch.as_tensor(o['weight']), None if o['bias'] is None else torch.as_tensor(o['bias']))
-        elif kind == 'affine': x = x * torch.as_tensor(o['scale']) + torch.as_tensor(o['shift'])
-        elif kind == 'relu': x = torch.relu(x)
-        elif kind == 'leaky_relu': x = torch.nn.functional.leaky_relu(x, o['slope'])
-        elif kind == 'tanh': x = torch.tanh(x)
-        elif kind == 'sigmoid': x = torch.sigmoid(x)
-        elif kind == 'gelu': x = torch.nn.functional.gelu(x)
-        elif kind == 'silu': x = torch.nn.functional.silu(x)
-        elif kind == 'sigmoid_range': x = sigmoid_range(x, o['low'], o['high'])
-        else: raise ValueError(f"unknown op {kind!r}")
+        op = o['op']
+        if op == 'linear': x = torch.nn.functional.linear(x, torch.as_tensor(o['weight']), None if o['bias'] is None else torch.as_tensor(o['bias']))
+        elif op == 'affine': x = x * torch.as_tensor(o['scale']) + torch.as_tensor(o['shift'])
+        elif op in ACTIVATIONS: x = ACTIVATIONS[op][1](x)
+        elif op == 'leaky_relu': x = torch.nn.functional.leaky_relu(x, o['slope'])
+        elif op == 'sigmoid_range': x = sigmoid_range(x, o['low'], o['high'])
+        else: raise ValueError(f"unknown op {op!r}")
     return x
 
 # %% ../nbs/01_export.ipynb #ec3af7f8
-FORMAT = 'fastcf-collab-export'
-FORMAT_VERSION = 2
-
-class ExportFormatError(ValueError):
-    "A file that is not a readable fastcf export (truncated, corrupted, foreign, or from a newer fastcf)."
-
-_OPS = {'linear': dict(weight='array', bias='array or None'), 'affine': dict(scale='array', shift='array'),
-        'relu': {}, 'leaky_relu': dict(slope='number'), 'tanh': {}, 'sigmoid': {}, 'gelu': {}, 'silu': {},
-        'sigmoid_range': dict(low='number', high='number')}
-
 def _id_repr(v) -> str: return repr(v.item() if isinstance(v, np.generic) else v)
-
-def _as_y_range(y_range):
-    "`y_range` as a (low, high) pair of floats, finite and increasing, or None"
-    if y_range is None: return None
-    try: low, high = (float(v) for v in y_range)
-    except (TypeError, ValueError): raise ValueError(f"y_range must be a (low, high) pair of numbers, got {y_range!r}") from None
-    if not (np.isfinite(low) and np.isfinite(high) and low < high):
-        raise ValueError(f"y_range must be finite and increasing (low < high), got {y_range!r}")
-    return low, high
 
 def _check_mlp(mlp:list, width:int):
     "Every op is known, has its parameters, and the shapes chain from `width` inputs to one output"
     if not isinstance(mlp, list) or not mlp: raise ValueError(f"an 'nn' export needs its mlp ops as a non-empty list, got {mlp!r}")
     for j, op in enumerate(mlp):
         kind = op.get('op') if isinstance(op, dict) else None
-        if kind not in _OPS: raise ValueError(f"mlp op {j} is {op!r}; known ops: {', '.join(_OPS)}")
-        for key, need in _OPS[kind].items():
+        if kind not in OPS: raise ValueError(f"mlp op {j} is {op!r}; known ops: {', '.join(OPS)}")
+        for key, need in OPS[kind].items():
             v = op.get(key)
             ok = (isinstance(v, np.ndarray) or (v is None and need == 'array or None')) if need != 'number' else \
                  isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
@@ -124,7 +105,7 @@ class CollabExport:
         f32 = lambda a: None if a is None else np.ascontiguousarray(a, dtype=np.float32)
         self.user_factors, self.item_factors = f32(user_factors), f32(item_factors)
         self.user_bias, self.item_bias = f32(user_bias), f32(item_bias)
-        self.y_range = _as_y_range(y_range)
+        self.y_range = check_y_range(y_range)
         self.mlp = mlp if not isinstance(mlp, list) else [
             {k: f32(v) if isinstance(v, np.ndarray) else v for k, v in op.items()} if isinstance(op, dict) else op for op in mlp]
         i64 = lambda a: None if a is None else np.asarray(a, dtype=np.int64)
@@ -134,13 +115,13 @@ class CollabExport:
 
     def _check(self):
         "Shapes agree with each other and with the vocabularies; every weight is finite"
-        for side, voc, fac, bias, cnt in [('user', self.users, self.user_factors, self.user_bias, self.user_counts),
-                                          ('item', self.items, self.item_factors, self.item_bias, self.item_counts)]:
+        for s in map(self.side, SIDES):
+            voc, fac = s.vocab, s.factors
             if fac.ndim != 2 or fac.shape[0] != voc.n_rows:
-                raise ValueError(f"{side} factors have shape {fac.shape} but the {side} vocab has {voc.n_rows} rows "
+                raise ValueError(f"{s.side} factors have shape {fac.shape} but the {s.side} vocab has {voc.n_rows} rows "
                                  f"({len(voc.ids)} IDs + {voc.n_pad} '#na#'); is the '#na#' row missing from the classes?")
-            for name, a in [('bias', bias), ('counts', cnt)]:
-                if a is not None and a.shape != (voc.n_rows,): raise ValueError(f"{side} {name} has shape {a.shape}, expected ({voc.n_rows},)")
+            for name, a in [('bias', s.bias), ('counts', s.counts)]:
+                if a is not None and a.shape != (voc.n_rows,): raise ValueError(f"{s.side} {name} has shape {a.shape}, expected ({voc.n_rows},)")
         if self.kind == 'dot':
             if self.user_bias is None or self.item_bias is None: raise ValueError("a 'dot' export needs user and item biases")
             if self.user_factors.shape[1] != self.item_factors.shape[1]: raise ValueError("user and item factors differ in size")
@@ -151,8 +132,8 @@ class CollabExport:
 
     def _nonfinite(self) -> str:
         "Where the first NaN or infinite weight is (side, row and ID, or MLP op), or None when all are finite"
-        for side, voc, tables in [('user', self.users, [('factors', self.user_factors), ('bias', self.user_bias)]),
-                                  ('item', self.items, [('factors', self.item_factors), ('bias', self.item_bias)])]:
+        for s in map(self.side, SIDES):
+            side, voc, tables = s.side, s.vocab, [('factors', s.factors), ('bias', s.bias)]
             for what, a in tables:
                 if a is None or np.isfinite(a).all(): continue
                 bad = ~np.isfinite(a)
@@ -166,6 +147,11 @@ class CollabExport:
                     return f"mlp op {j} ({op['op']}) {k} holds {int((~np.isfinite(v)).sum()):,} non-finite value(s)"
         return None
 
+    def side(self, side:str='item') -> Side:
+        "Vocab, factors, biases, column name and training counts of the users (`side='user'`) or the items"
+        if check_side(side) == 'user': return Side('user', self.users, self.user_factors, self.user_bias, self.user_name, self.user_counts)
+        return Side('item', self.items, self.item_factors, self.item_bias, self.item_name, self.item_counts)
+
     @property
     def user_ids(self) -> np.ndarray: return self.users.ids
     @property
@@ -173,8 +159,8 @@ class CollabExport:
     @property
     def n_factors(self) -> int: return self.user_factors.shape[1]
     def __repr__(self):
-        return (f"CollabExport(kind={self.kind!r}, {self.user_name!r}: {len(self.user_ids):,} {self.users.kind} IDs, "
-                f"{self.item_name!r}: {len(self.item_ids):,} {self.items.kind} IDs, factors {self.user_factors.shape[1]}"
+        return (f"CollabExport(kind={self.kind!r}, {self.user_name!r}: {len(self.user_ids):,} {self.users.id_type} IDs, "
+                f"{self.item_name!r}: {len(self.item_ids):,} {self.items.id_type} IDs, factors {self.user_factors.shape[1]}"
                 + (f"/{self.item_factors.shape[1]}" if self.kind == 'nn' else '') + f", y_range={self.y_range})")
 
 # %% ../nbs/01_export.ipynb #5f91d364
@@ -258,304 +244,53 @@ def score_rows(self:CollabExport, user_rows, item_rows, batch_size:int=65536) ->
             out[s:s+len(u)] = res.numpy()
     return out
 
-# %% ../nbs/01_export.ipynb #0f809c57
-def _id_arrays(voc:Vocab, side:str) -> dict:
-    "The IDs of `voc` as pickle-free arrays: int64 or float64, or for strings their UTF-8 bytes and the offsets between them"
-    if voc.kind == 'mixed':
-        kinds = sorted({type(o).__name__ for o in voc.ids})
-        raise TypeError(f"cannot save the {side} vocab {voc.name!r}: it mixes types ({', '.join(kinds)}), e.g. "
-                        f"{voc.ids[:3].tolist()}; convert the column to a single type (all str or all int) and retrain")
-    if voc.kind != 'str': return {f'{side}_ids': np.ascontiguousarray(voc.ids, dtype=np.int64 if voc.kind == 'int' else np.float64)}
-    encoded = [s.encode('utf-8', 'surrogatepass') for s in voc.ids.tolist()]   # any str, lone surrogates included
-    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
-    np.cumsum([len(b) for b in encoded], out=offsets[1:])
-    return {f'{side}_ids': np.frombuffer(b''.join(encoded), dtype=np.uint8), f'{side}_id_offsets': offsets}
-
-def _json_name(name):
-    "Column names must survive JSON: str and int stay, anything else becomes str"
-    return name if isinstance(name, (str, int)) and not isinstance(name, bool) else str(name)
-
-def _umask() -> int:
-    "The process umask (reading it means setting it, so it is set straight back)"
-    mask = os.umask(0o022); os.umask(mask)
-    return mask
-
-def _write_npz(f, arrays:dict, metadata):
-    "Write `arrays` uncompressed, as `np.savez` does, then `metadata(crcs)` (given each member's CRC-32) as `__meta__`"
-    crcs = {}
-    with zipfile.ZipFile(f, 'w', zipfile.ZIP_STORED, allowZip64=True) as zf:
-        for name, a in [*arrays.items(), ('__meta__', None)]:
-            if name == '__meta__': a = metadata(crcs)
-            with zf.open(f"{name}.npy", 'w', force_zip64=True) as member: np.lib.format.write_array(member, a, allow_pickle=False)
-            crcs[name] = zf.getinfo(f"{name}.npy").CRC
-
-def _write_atomic(path:Path, arrays:dict, metadata):
-    "Write the export to a temporary file beside `path`, with `open()`'s permissions, and rename it into place"
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix='.tmp')
-    except OSError as e: raise type(e)(f"cannot write {path}: {e.strerror or e}") from None
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())          # mkstemp's 0600 would hide the export from everyone else
-        with os.fdopen(fd, 'wb') as f:
-            _write_npz(f, arrays, metadata)
-            f.flush(); os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        if os.path.exists(tmp): os.unlink(tmp)
-        if isinstance(e, OSError): raise type(e)(f"cannot write {path}: {e.strerror or e}") from None
-        raise
-
+# %% ../nbs/01_export.ipynb #a7c3e102
 @patch
 def save(self:CollabExport, path) -> Path:
-    "Write the export to `path` atomically (one .npz file, no pickles); returns the path"
-    path = Path(path)
-    if path.is_dir(): raise IsADirectoryError(f"{path} is a directory; give a file name such as {path / 'model.fcf'}")
-    arrays = {**_id_arrays(self.users, 'user'), **_id_arrays(self.items, 'item'),
-              'user_factors': self.user_factors, 'item_factors': self.item_factors}
-    for name in ('user_bias', 'item_bias', 'user_counts', 'item_counts'):
-        if getattr(self, name) is not None: arrays[name] = getattr(self, name)
-    mlp = []
-    for j, op in enumerate(self.mlp or []):
-        meta_op = {}
-        for k, v in op.items():
-            if isinstance(v, np.ndarray): arrays[f"mlp.{j}.{k}"] = v; meta_op[k] = f"mlp.{j}.{k}"
-            else: meta_op[k] = v
-        mlp.append(meta_op)
-    side = lambda voc: dict(kind=voc.kind, n_pad=voc.n_pad, n_ids=len(voc.ids))
-    def metadata(crcs:dict) -> np.ndarray:
-        meta = dict(format=FORMAT, format_version=FORMAT_VERSION, kind=self.kind,
-                    user_name=_json_name(self.user_name), item_name=_json_name(self.item_name),
-                    users=side(self.users), items=side(self.items), y_range=self.y_range, mlp=mlp, versions=self.versions,
-                    arrays={k: dict(dtype=a.dtype.str, shape=list(a.shape), crc32=crcs[k]) for k, a in arrays.items()})
-        return np.frombuffer(json.dumps(meta, allow_nan=False).encode(), dtype=np.uint8)
-    _write_atomic(path, arrays, metadata)
-    return path
-
-# %% ../nbs/01_export.ipynb #9748e024
-_PICKLE_HINT = ("fastcf never unpickles a file. To turn a fastai Learner into an export, in an environment where you trust "
-                "the file: `from fastai.learner import load_learner; from fastcf.export import from_learner; "
-                "from_learner(load_learner(path)).save('model.fcf')`")
-
-def _not_a_zip(path:Path, head:bytes) -> str:
-    "What a file that is not a zip archive is, from its first bytes"
-    what = f"{path} is not a readable fastcf export:"
-    if not head: return f"{what} the file is empty"
-    if head.startswith(b'\x93NUMPY'): return f"{what} it is a single .npy array"
-    if head[:1] == b'\x80' and head[1:2] in (b'\x02', b'\x03', b'\x04', b'\x05'):
-        return f"{what} it is a Python pickle (an old torch.save or fastai learn.export file?). {_PICKLE_HINT}"
-    if head[:2] == b'\x1f\x8b': return f"{what} it is gzip-compressed (an export is a zip archive)"
-    try: text = b'\x00' not in head and head.decode('utf-8', errors='strict') is not None
-    except UnicodeDecodeError: text = False
-    if text: return f"{what} it is a text file (a CSV?) starting {head[:40].decode(errors='replace')!r}"
-    return f"{what} it is not a zip archive (it starts {head[:8]!r})"
-
-def _bad(path, why:str) -> ExportFormatError: return ExportFormatError(f"{path} is not a readable fastcf export: {why}")
-
-_DEFLATE_RATIO = 1100       # zlib cannot compress better than about 1032:1, so a member claiming more is lying
-_MAX_META = 16 << 20        # the metadata of a 1,000-op MLP is a few hundred KB
-
-def _header(f) -> tuple:
-    "Shape, Fortran order and dtype from an .npy header (numpy's own parser, with its header-size limit)"
-    version = np.lib.format.read_magic(f)
-    if version == (1, 0): return np.lib.format.read_array_header_1_0(f)
-    if version == (2, 0): return np.lib.format.read_array_header_2_0(f)
-    raise ValueError(f".npy format version {version}")
-
-def _read_member(zf:zipfile.ZipFile, path, name:str, dtype:str, shape:tuple, disk_size:int, crc32:int=None) -> np.ndarray:
-    "Array `name` of the export, its header checked against `dtype` ('U': any unicode) and `shape` (None: any) before allocating"
-    try: info = zf.getinfo(f"{name}.npy")
-    except KeyError: raise _bad(path, f"member {name!r} is missing") from None
-    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-        raise _bad(path, f"member {name!r} uses zip compression method {info.compress_type}, not stored or deflated")
-    ratio = 1 if info.compress_type == zipfile.ZIP_STORED else _DEFLATE_RATIO
-    if info.compress_size > disk_size or info.file_size > max(info.compress_size, 64) * ratio:
-        raise _bad(path, f"member {name!r} claims {info.file_size:,} bytes from {info.compress_size:,} in a "
-                         f"{disk_size:,}-byte file (truncated or forged)")
-    with zf.open(info) as f:
-        got_shape, fortran, got = _header(f)
-        dtype_ok = (got.kind == 'U' and got.byteorder in '<=') if dtype == 'U' else got == np.dtype(dtype)
-        if (not dtype_ok or len(got_shape) != len(shape) or (fortran and len(shape) > 1)
-                or any(want is not None and want != have for want, have in zip(shape, got_shape))):
-            want = tuple('any' if s is None else s for s in shape)
-            raise _bad(path, f"member {name!r} holds {got.str} {got_shape}{' (Fortran order)' if fortran else ''}, "
-                             f"expected {dtype} {want}")
-        nbytes = got.itemsize * int(np.prod(got_shape, dtype=object))
-        if f.tell() + nbytes != info.file_size:
-            raise _bad(path, f"member {name!r} declares {nbytes:,} bytes of data but holds {info.file_size - f.tell():,}")
-        if crc32 is not None and info.CRC != crc32:      # zipfile checks the data against info.CRC as it reads
-            raise _bad(path, f"member {name!r} does not match the checksum in the metadata (modified, or swapped in from another file)")
-        out = np.empty(got_shape, dtype=got)
-        view, pos = memoryview(out.reshape(-1).view(np.uint8)), 0
-        while pos < nbytes:
-            chunk = f.read(min(nbytes - pos, 16 << 20))
-            if not chunk: raise _bad(path, f"member {name!r} is truncated")
-            view[pos:pos + len(chunk)] = chunk; pos += len(chunk)
-        f.read(1)                                  # at the end of a member zipfile checks its CRC
-    return out
-
-# %% ../nbs/01_export.ipynb #a7c3e101
-def _is_int(v) -> bool: return isinstance(v, int) and not isinstance(v, bool)
-def _short(v) -> str:
-    r = repr(v)
-    return r if len(r) <= 80 else r[:77] + '...'
-
-def _check_meta(meta, path) -> int:
-    "The metadata's structure, checked before any array is read; returns its format version"
-    if not isinstance(meta, dict): raise _bad(path, f"its metadata is a JSON {type(meta).__name__}, not an object")
-    if meta.get('format') != FORMAT: raise ExportFormatError(f"{path} is not a fastcf export (format {_short(meta.get('format'))})")
-    version = meta.get('format_version')
-    if not _is_int(version) or version < 1: raise _bad(path, f"format_version must be a positive integer, got {_short(version)}")
-    if version > FORMAT_VERSION:
-        by = meta['versions'].get('fastcf') if isinstance(meta.get('versions'), dict) else None
-        raise ExportFormatError(f"{path} was written in export format {version} by fastcf {by}; this fastcf "
-                                f"{fastcf.__version__} reads format {FORMAT_VERSION} and older: upgrade fastcf (pip install -U fastcf)")
-    if meta.get('kind') not in ('dot', 'nn'): raise _bad(path, f"kind must be 'dot' or 'nn', got {_short(meta.get('kind'))}")
-    for key in ('user_name', 'item_name'):
-        if not (isinstance(meta.get(key), str) or _is_int(meta.get(key))): raise _bad(path, f"{key} must be a string, got {_short(meta.get(key))}")
-    for side in ('users', 'items'):
-        info, keys = meta.get(side), ('n_pad', 'n_ids') if version >= 2 else ('n_pad',)
-        if not (isinstance(info, dict) and info.get('kind') in ('int', 'float', 'str') and all(_is_int(info.get(k)) and info[k] >= 0 for k in keys)):
-            raise _bad(path, f"{side} must be {{kind: 'int'|'float'|'str', {', '.join(k + ': int >= 0' for k in keys)}}}, got {_short(info)}")
-    try: _as_y_range(meta.get('y_range'))
-    except ValueError as e: raise _bad(path, str(e)) from None
-    mlp = meta.get('mlp')
-    if not isinstance(mlp, list) or not all(isinstance(op, dict) and op.get('op') in _OPS for op in mlp):
-        raise _bad(path, f"mlp must be a list of ops ({', '.join(_OPS)}), got {_short(mlp)}")
-    if meta['kind'] == 'nn' and not mlp: raise _bad(path, "an 'nn' export needs its mlp ops")
-    if meta.get('versions') is not None and not isinstance(meta['versions'], dict): raise _bad(path, f"versions must be an object, got {_short(meta['versions'])}")
-    if version >= 2:
-        arrays = meta.get('arrays')
-        spec_ok = lambda s: (isinstance(s, dict) and isinstance(s.get('dtype'), str) and _is_int(s.get('crc32'))
-                             and isinstance(s.get('shape'), list) and all(_is_int(n) and n >= 0 for n in s['shape']))
-        if not isinstance(arrays, dict) or not all(spec_ok(s) for s in arrays.values()):
-            raise _bad(path, f"arrays must map each member to {{dtype, shape, crc32}}, got {_short(arrays)}")
-    return version
-
-def _members(meta:dict, version:int, names:set, path) -> dict:
-    "Every member the export must hold: name → (dtype, shape), None where the vocab does not fix a size"
-    specs = {}
-    for side, info in (('user', meta['users']), ('item', meta['items'])):
-        n_ids = info.get('n_ids') if version >= 2 else None
-        rows = None if n_ids is None else info['n_pad'] + n_ids
-        if info['kind'] != 'str': specs[f'{side}_ids'] = ({'int': '<i8', 'float': '<f8'}[info['kind']], (n_ids,))
-        elif version == 1: specs[f'{side}_ids'] = ('U', (None,))
-        else: specs[f'{side}_ids'], specs[f'{side}_id_offsets'] = ('|u1', (None,)), ('<i8', (n_ids + 1,))
-        specs[f'{side}_factors'] = ('<f4', (rows, None))
-        if meta['kind'] == 'dot': specs[f'{side}_bias'] = ('<f4', (rows,))
-        if f'{side}_counts' in names: specs[f'{side}_counts'] = ('<i8', (rows,))
-    for j, op in enumerate(meta['mlp']):
-        for key, need in _OPS[op['op']].items():
-            if need == 'number': continue
-            ref = op.get(key)
-            if ref is None and need == 'array or None': continue
-            if ref != f"mlp.{j}.{key}": raise _bad(path, f"mlp op {j} ({op['op']}) {key} must name member 'mlp.{j}.{key}', got {_short(ref)}")
-            specs[ref] = ('<f4', (None, None) if key == 'weight' else (None,))
-    return specs
-
-# %% ../nbs/01_export.ipynb #a7c3e102
-def _str_ids(data:np.ndarray, offsets:np.ndarray) -> list:
-    "String IDs from their UTF-8 bytes and offsets"
-    if offsets[0] != 0 or offsets[-1] != len(data) or (np.diff(offsets) < 0).any():
-        raise ValueError(f"the ID offsets do not cover the {len(data):,} ID bytes in order")
-    raw = data.tobytes()
-    return [raw[a:b].decode('utf-8', 'surrogatepass') for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist())]
-
-def _from_zip(cls, path:Path, zf:zipfile.ZipFile, disk_size:int) -> CollabExport:
-    "The export in the open zip archive `zf`, every member checked as it is read"
-    names = zf.namelist()
-    if len(set(names)) != len(names): raise _bad(path, "a member name occurs twice")
-    if '__meta__.npy' not in names:
-        if any(n == 'data.pkl' or n.endswith('/data.pkl') for n in names):
-            raise _bad(path, f"it is a PyTorch/fastai pickle (such as learn.export writes). {_PICKLE_HINT}")
-        raise _bad(path, f"it is a zip (.npz) archive without fastcf metadata, holding {_short(names)}")
-    if zf.getinfo('__meta__.npy').file_size > _MAX_META: raise _bad(path, f"its metadata member is over {_MAX_META:,} bytes")
-    meta = json.loads(_read_member(zf, path, '__meta__', '|u1', (None,), disk_size).tobytes().decode('utf-8'))
-    version = _check_meta(meta, path)
-    stems = {n[:-4] for n in names if n.endswith('.npy')} - {'__meta__'}
-    specs = _members(meta, version, stems if version == 1 else set(meta['arrays']), path)
-    unexpected = sorted(set(names) - {f"{n}.npy" for n in specs} - {'__meta__.npy'})
-    if unexpected: raise _bad(path, f"it holds member(s) the format does not define: {_short(unexpected)}")
-    if version >= 2:
-        if set(meta['arrays']) != set(specs): raise _bad(path, f"the metadata lists arrays {sorted(meta['arrays'])}, expected {sorted(specs)}")
-        for name, (dtype, shape) in specs.items():
-            spec = meta['arrays'][name]
-            if spec['dtype'] != dtype or len(spec['shape']) != len(shape) or any(s is not None and s != n for s, n in zip(shape, spec['shape'])):
-                raise _bad(path, f"the metadata says {name!r} is {spec['dtype']} {tuple(spec['shape'])}, expected {dtype} {shape}")
-            specs[name] = (dtype, tuple(spec['shape']))
-        if sum(int(np.prod(s['shape'], dtype=object)) for s in meta['arrays'].values()) > _DEFLATE_RATIO * disk_size:
-            raise _bad(path, f"its metadata declares arrays far larger than the {disk_size:,}-byte file")
-    read = lambda name: _read_member(zf, path, name, *specs[name], disk_size, meta['arrays'][name]['crc32'] if version >= 2 else None)
-    vocabs = {}
-    for side, info in (('user', meta['users']), ('item', meta['items'])):
-        ids = read(f'{side}_ids')
-        if info['kind'] == 'str': ids = _str_ids(ids, read(f'{side}_id_offsets')) if version >= 2 else ids.astype(object)
-        vocabs[side] = Vocab(ids, n_pad=info['n_pad'], name=meta[f'{side}_name'])
-        rows = vocabs[side].n_rows
-        for name in (f'{side}_factors', f'{side}_bias', f'{side}_counts'):    # version 1: sizes follow from the IDs
-            if name in specs: specs[name] = (specs[name][0], (rows,) + specs[name][1][1:])
-    a = {name: read(name) for name in specs if not name.endswith('_ids') and not name.endswith('_id_offsets')}
-    mlp = [{k: (a[v] if isinstance(v, str) and v.startswith('mlp.') else v) for k, v in op.items()} for op in meta['mlp']] or None
-    try:
-        return cls(meta['kind'], meta['user_name'], meta['item_name'], vocabs['user'], vocabs['item'],
-                   a['user_factors'], a['item_factors'], a.get('user_bias'), a.get('item_bias'),
-                   y_range=meta['y_range'], mlp=mlp, user_counts=a.get('user_counts'), item_counts=a.get('item_counts'),
-                   versions=meta.get('versions'))
-    except (ValueError, TypeError) as e: raise _bad(path, str(e)) from None
-
-_UNREADABLE = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, NotImplementedError, EOFError, OSError, ValueError,
-               TypeError, KeyError, IndexError, AttributeError, struct.error, RuntimeError, OverflowError, RecursionError)
+    "Write the export to `path` atomically (one .npz file, no pickles: see `write_export`); returns the path"
+    return write_export(self, path)
 
 @patch(cls_method=True)
 def load(cls:CollabExport, path) -> CollabExport:
-    "Read an export written by `save` (no pickles: needs numpy and torch, not fastai)"
-    path = Path(path)
-    if path.is_dir(): raise IsADirectoryError(f"{path} is a directory, not a fastcf export file")
-    if not path.exists(): raise FileNotFoundError(f"no fastcf export at {path}")
-    with open(path, 'rb') as file:
-        head = file.read(64)
-        if not head.startswith(b'PK'): raise ExportFormatError(_not_a_zip(path, head))
-        file.seek(0)
-        try:
-            with zipfile.ZipFile(file) as zf: return _from_zip(cls, path, zf, os.fstat(file.fileno()).st_size)
-        except ExportFormatError: raise
-        except _UNREADABLE as e:
-            raise ExportFormatError(f"{path} is not a readable fastcf export (truncated, corrupted, or another kind of file): "
-                                    f"{type(e).__name__}: {e}") from None
+    "Read an export written by `save` (no pickles: needs numpy and torch, not fastai; see `read_export`)"
+    return read_export(path, cls)
 
 # %% ../nbs/01_export.ipynb #bccbfd52
-def _side(self, which):
-    if which not in ('user', 'item'): raise ValueError(f"which must be 'user' or 'item', got {which!r}")
-    return (self.users, self.user_factors, self.user_bias, self.user_name, self.user_counts) if which == 'user' else \
-           (self.items, self.item_factors, self.item_bias, self.item_name, self.item_counts)
-
 @patch
-def factors(self:CollabExport, which:str='item') -> pd.DataFrame:
+def factors(self:CollabExport,
+    side:str='item',   # 'item' or 'user'
+    which:str=None,    # deprecated name of `side`
+) -> pd.DataFrame:
     "Factors (the NN's embeddings) of every user or item, indexed by raw ID"
-    voc, fac, _, name, _ = _side(self, which)
-    return pd.DataFrame(fac[voc.n_pad:], index=pd.Index(voc.ids, name=name))
+    s = self.side(check_side(side, which))
+    return pd.DataFrame(s.factors[s.real], index=pd.Index(s.vocab.ids, name=s.name))
 
 @patch
-def biases(self:CollabExport, which:str='item') -> pd.Series:
+def biases(self:CollabExport,
+    side:str='item',   # 'item' or 'user'
+    which:str=None,    # deprecated name of `side`
+) -> pd.Series:
     "Bias of every user or item, indexed by raw ID (dot model only)"
-    voc, _, bias, name, _ = _side(self, which)
-    if bias is None: raise ValueError("the neural model has no per-user or per-item bias; biases() needs a 'dot' export")
-    return pd.Series(bias[voc.n_pad:], index=pd.Index(voc.ids, name=name), name='bias')
+    s = self.side(check_side(side, which))
+    if s.bias is None: raise ValueError("the neural model has no per-user or per-item bias; biases() needs a 'dot' export")
+    return pd.Series(s.bias[s.real], index=pd.Index(s.vocab.ids, name=s.name), name='bias')
 
 # %% ../nbs/01_export.ipynb #5e6a1b5a
 @patch
 def plot_factors(self:CollabExport,
-    which:str='item',   # 'item' or 'user'
+    side:str='item',    # 'item' or 'user'
     ids=None,           # IDs to draw (default: the `n` with most training interactions, else the largest |bias|)
     n:int=50,           # how many to draw when `ids` is None
     labels=None,        # optional mapping from ID to label (e.g. a Series of titles)
     ax=None,            # matplotlib axes to draw on
     figsize=(10, 10),
+    which:str=None,     # deprecated name of `side`
 ):
     "Scatter of the first two principal components of the factors, each point labelled (needs matplotlib)"
     try: import matplotlib.pyplot as plt
     except ImportError: raise ImportError("plot_factors needs matplotlib: pip install 'fastcf[plot]' (or matplotlib)") from None
-    voc, fac, bias, _, counts = _side(self, which)
+    s = self.side(check_side(side, which))
+    voc, fac, bias, counts = s.vocab, s.factors, s.bias, s.counts
     real = fac[voc.n_pad:].astype(np.float64)
     centred = real - real.mean(0)
     _, _, vt = np.linalg.svd(centred, full_matrices=False)

@@ -10,7 +10,8 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 import numpy as np, pandas as pd, torch
-from .models import Vocab, NA, _as_id_array, _id_kind
+from .vocab import Vocab, NA, as_id_array, id_kind, check_side
+from .models import sigmoid_range
 from .export import CollabExport, run_ops
 
 # %% auto #0
@@ -20,10 +21,15 @@ __all__ = ['FoldInError', 'rating_frame', 'RowPrior', 'trained_rows', 'row_prior
 class FoldInError(ValueError):
     "Bad input to `fold_in`; the message names what is wrong, on one line"
 
-def _side_names(exp:CollabExport, kind:str) -> tuple:
-    "(own column, other column) of the side `kind` folds in"
-    if kind not in ('user', 'item'): raise FoldInError(f"kind must be 'user' or 'item', got {kind!r}")
-    return (exp.user_name, exp.item_name) if kind == 'user' else (exp.item_name, exp.user_name)
+def _check_side(side:str, kind=None) -> str:
+    "`side` (or the deprecated `kind=`) checked, as a `FoldInError`"
+    try: return check_side(side, kind, 'kind')
+    except ValueError as e: raise FoldInError(str(e)) from None
+
+def _side_names(exp:CollabExport, side:str) -> tuple:
+    "(own column, other column) of the side `side` folds in"
+    s = exp.side(_check_side(side))
+    return s.name, exp.side(s.other).name
 
 def _examples(values, n:int=5) -> list:
     "Up to `n` distinct values, for error messages"
@@ -43,12 +49,14 @@ def _rating_column(ratings:pd.DataFrame, own, other, rating_col):
 def rating_frame(
     exp:CollabExport,         # the model the ratings will be folded into
     ratings:pd.DataFrame,     # new ratings: the export's user and item columns and a rating column
-    kind:str='user',          # 'user': the user column holds the newcomers; 'item': the item column does
+    side:str='user',          # 'user': the user column holds the newcomers; 'item': the item column does
     rating_col=None,          # the rating column (None: the one column that is neither user nor item)
     duplicates:str='raise',   # a pair rated twice: 'raise' a FoldInError, or 'mean' to average its ratings
+    kind:str=None,            # deprecated name of `side`
 ) -> pd.DataFrame:
     "The checked ratings as columns id, other_row (row of the known side) and rating, one row per pair"
-    own, other = _side_names(exp, kind)
+    side = _check_side(side, kind)
+    own, other = _side_names(exp, side)
     if not isinstance(ratings, pd.DataFrame): raise FoldInError(f"ratings must be a DataFrame, got {type(ratings).__name__}")
     if duplicates not in ('raise', 'mean'): raise FoldInError(f"duplicates must be 'raise' or 'mean', got {duplicates!r}")
     missing = [c for c in (own, other) if c not in ratings.columns]
@@ -67,12 +75,13 @@ def rating_frame(
     if not np.isfinite(y).all():
         bad = ~np.isfinite(y)
         raise FoldInError(f"{int(bad.sum()):,} rating(s) in {col!r} are NaN or infinite, for {own} {_examples(ratings[own][bad])}")
-    other_rows = (exp.items if kind == 'user' else exp.users).rows(ratings[other], unknown='mask')
+    other_side = exp.side(exp.side(side).other)
+    other_rows = other_side.vocab.rows(ratings[other], unknown='mask')
     if (other_rows < 0).any():
         unknown = ratings[other][other_rows < 0]
         raise FoldInError(f"{unknown.nunique():,} {other} ID(s) in the ratings are not in the model, e.g. {_examples(unknown)}; "
-                          f"drop those ratings (or fold the {other}s in first with kind={'item' if kind == 'user' else 'user'!r})")
-    out = pd.DataFrame({'id': _as_id_array(ratings[own]), 'other_row': other_rows, 'rating': y})
+                          f"drop those ratings (or fold the {other}s in first with side={other_side.side!r})")
+    out = pd.DataFrame({'id': as_id_array(ratings[own]), 'other_row': other_rows, 'rating': y})
     repeated = out.duplicated(['id', 'other_row'], keep=False).to_numpy()
     if repeated.any():
         if duplicates == 'raise':
@@ -91,25 +100,26 @@ class RowPrior:
     var:float          # mean variance of the parameters, the prior variance in `wd = noise variance / var`
     n_rows:int         # how many trained rows it was estimated from
 
-def _params(exp:CollabExport, kind:str) -> np.ndarray:
-    "What fold-in fits for each row of side `kind`: factors and bias (dot model) or the embedding (neural model), float64"
-    fac, bias = (exp.user_factors, exp.user_bias) if kind == 'user' else (exp.item_factors, exp.item_bias)
-    fac = fac.astype(np.float64)
-    return np.concatenate([fac, bias.astype(np.float64)[:, None]], 1) if exp.kind == 'dot' else fac
+def _params(exp:CollabExport, side:str) -> np.ndarray:
+    "What fold-in fits for each row of side `side`: factors and bias (dot model) or the embedding (neural model), float64"
+    s = exp.side(side)
+    fac = s.factors.astype(np.float64)
+    return np.concatenate([fac, s.bias.astype(np.float64)[:, None]], 1) if exp.kind == 'dot' else fac
 
-def trained_rows(exp:CollabExport, kind:str='user') -> np.ndarray:
-    "Rows of side `kind` the model was trained on: training count > 0 when counts are known, else every real row"
-    voc, counts = (exp.users, exp.user_counts) if kind == 'user' else (exp.items, exp.item_counts)
+def trained_rows(exp:CollabExport, side:str='user', kind:str=None) -> np.ndarray:
+    "Rows of side `side` the model was trained on: training count > 0 when counts are known, else every real row"
+    s = exp.side(_check_side(side, kind))
+    voc, counts = s.vocab, s.counts
     rows = np.arange(voc.n_pad, voc.n_rows)
     if counts is not None and (counts[rows] > 0).any(): rows = rows[counts[rows] > 0]
     return rows
 
-def row_prior(exp:CollabExport, kind:str='user') -> RowPrior:
-    "The trained rows of side `kind` as a Gaussian: what a row looks like before any of its ratings are seen"
-    _side_names(exp, kind)
-    theta = _params(exp, kind)[trained_rows(exp, kind)]
+def row_prior(exp:CollabExport, side:str='user', kind:str=None) -> RowPrior:
+    "The trained rows of side `side` as a Gaussian: what a row looks like before any of its ratings are seen"
+    side = _check_side(side, kind)
+    theta = _params(exp, side)[trained_rows(exp, side)]
     n, p = theta.shape
-    if n == 0: raise FoldInError(f"the model has no trained {kind}s to learn a prior from")
+    if n == 0: raise FoldInError(f"the model has no trained {side}s to learn a prior from")
     mean = theta.mean(0)
     if n == 1: return RowPrior(mean, np.eye(p), 1.0, 1)
     cov = np.atleast_2d(np.cov(theta, rowvar=False))
@@ -123,9 +133,9 @@ def row_prior(exp:CollabExport, kind:str='user') -> RowPrior:
 # %% ../nbs/07_foldin.ipynb #99c4d670
 class _DotSide:
     "Predictions of the dot model for rows in prior coordinates φ (θ = mean + chol·φ, θ = [factors, bias]), and d/dφ"
-    def __init__(self, exp:CollabExport, kind:str, prior:RowPrior):
-        fac, bias = (exp.item_factors, exp.item_bias) if kind == 'user' else (exp.user_factors, exp.user_bias)
-        self.factors, self.bias = torch.from_numpy(fac), torch.from_numpy(bias)
+    def __init__(self, exp:CollabExport, side:str, prior:RowPrior):
+        other = exp.side(exp.side(side).other)
+        self.factors, self.bias = torch.from_numpy(other.factors), torch.from_numpy(other.bias)
         self.mean, self.chol = torch.from_numpy(prior.mean), torch.from_numpy(prior.chol)
         self.y_range, self.linear = exp.y_range, exp.y_range is None
 
@@ -140,17 +150,17 @@ class _DotSide:
         z = base + (x @ phi[..., None])[..., 0]
         if self.y_range is None: return z, x
         low, high = self.y_range
-        s = torch.sigmoid(z)
-        return low + (high - low) * s, x * ((high - low) * s * (1 - s))[..., None]
+        pred = sigmoid_range(z, low, high)           # its slope: (high - low)·s·(1 - s) = (pred - low)(high - pred)/(high - low)
+        return pred, x * ((pred - low) * (high - pred) / (high - low))[..., None]
 
 class _NNSide:
     "Predictions of the neural model for embeddings in prior coordinates φ, through its MLP ops, and d/dφ"
     linear = False
-    def __init__(self, exp:CollabExport, kind:str, prior:RowPrior):
-        self.other = torch.from_numpy(exp.item_factors if kind == 'user' else exp.user_factors)
+    def __init__(self, exp:CollabExport, side:str, prior:RowPrior):
+        self.other = torch.from_numpy(exp.side(exp.side(side).other).factors)
         self.mean, self.chol = torch.from_numpy(prior.mean), torch.from_numpy(prior.chol)
         self.ops = [{k: v.astype(np.float64) if isinstance(v, np.ndarray) else v for k, v in o.items()} for o in exp.mlp]
-        self.user_first = kind == 'user'
+        self.user_first = side == 'user'
 
     def prepare(self, rows:torch.Tensor) -> tuple: return (self.other[rows].double(),)
 
@@ -279,11 +289,11 @@ def _fit(side, owner:np.ndarray, other_rows:np.ndarray, y:np.ndarray, n_rows:int
 def _check_new_ids(voc:Vocab, ids:np.ndarray, what:str):
     "New IDs must have the type of the vocab's IDs (or the export could no longer be saved) and not be '#na#'"
     if not len(ids): return
-    got = _id_kind(ids)
+    got = id_kind(ids)
     if got == 'str' and (ids == NA).any(): raise FoldInError(f"{NA!r} is fastai's placeholder, not a {what} ID")
-    if len(voc.ids) and got != voc.kind:
+    if len(voc.ids) and got != voc.id_type:
         names = {'int': 'integers', 'float': 'floats', 'str': 'strings', 'mixed': 'of mixed types'}
-        raise FoldInError(f"the model's {what} IDs are {names[voc.kind]} but the new ones are {names[got]}, "
+        raise FoldInError(f"the model's {what} IDs are {names[voc.id_type]} but the new ones are {names[got]}, "
                           f"e.g. {_examples(ids, 3)}; convert them to the model's type")
 
 @contextmanager
@@ -294,44 +304,47 @@ def _one_thread():
     try: yield
     finally: torch.set_num_threads(threads)
 
-def _replace_side(exp:CollabExport, kind:str, voc:Vocab, factors, bias, counts) -> CollabExport:
-    "A copy of `exp` whose `kind` side has the given vocab and tables; everything else is copied"
+def _replace_side(exp:CollabExport, side:str, voc:Vocab, factors, bias, counts) -> CollabExport:
+    "A copy of `exp` whose `side` side has the given vocab and tables; everything else is copied"
     copy = lambda a: None if a is None else a.copy()
     tables = dict(users=exp.users, items=exp.items, user_factors=copy(exp.user_factors), item_factors=copy(exp.item_factors),
                   user_bias=copy(exp.user_bias), item_bias=copy(exp.item_bias),
                   user_counts=copy(exp.user_counts), item_counts=copy(exp.item_counts))
-    tables.update({f"{kind}s": voc, f"{kind}_factors": factors, f"{kind}_bias": bias, f"{kind}_counts": counts})
+    tables.update({f"{side}s": voc, f"{side}_factors": factors, f"{side}_bias": bias, f"{side}_counts": counts})
     mlp = None if exp.mlp is None else [{k: copy(v) if isinstance(v, np.ndarray) else v for k, v in o.items()} for o in exp.mlp]
     return CollabExport(exp.kind, exp.user_name, exp.item_name, y_range=exp.y_range, mlp=mlp, versions=dict(exp.versions), **tables)
 
 def fold_in(
     exp:CollabExport,          # trained model to add rows to (it is not modified)
     ratings:pd.DataFrame=None, # new ratings: the export's user and item columns and one rating column
-    kind:str='user',           # 'user': new users from their ratings of known items; 'item': new items from known users
+    side:str='user',           # 'user': new users from their ratings of known items; 'item': new items from known users
     wd:float=None,             # prior strength, noise variance / prior variance (None: noise estimated from `ratings`)
     max_iter:int=50,           # Levenberg–Marquardt iterations per row (models with a sigmoid or an MLP)
     update:bool=False,         # IDs already in the model: False raises a FoldInError; True re-fits them from `ratings`
     rating_col=None,           # the rating column (None: the one column that is neither user nor item)
     ids=None,                  # more IDs to add, with or without ratings; those without get the average row
     duplicates:str='raise',    # a pair rated twice: 'raise', or 'mean' to average its ratings
+    kind:str=None,             # deprecated name of `side`
 ) -> CollabExport:
     "A new export with rows for the users (or items) in `ratings` and `ids`, fitted with every other row held fixed"
-    own, _ = _side_names(exp, kind)
+    side = _check_side(side, kind)
+    own, _ = _side_names(exp, side)
     broken = exp._nonfinite()                                 # an export changed in place after it was built
     if broken: raise FoldInError(f"cannot fold into a model with non-finite weights: {broken}")
     number = lambda v, kinds: isinstance(v, kinds) and not isinstance(v, (bool, np.bool_))
     if wd is not None and not (number(wd, (int, float, np.number)) and np.isfinite(wd) and wd > 0):
         raise FoldInError(f"wd must be a positive number, got {wd!r}")
     if not (number(max_iter, (int, np.integer)) and max_iter >= 1): raise FoldInError(f"max_iter must be a positive integer, got {max_iter!r}")
-    extra = np.zeros(0, dtype=object) if ids is None else _as_id_array(ids)
-    if pd.isna(pd.Series(extra, dtype=object)).any(): raise FoldInError("ids contains missing values (NaN or None)")
+    missing = ids is not None and pd.isna(pd.Series(np.asarray(ids, dtype=object).reshape(-1), dtype=object)).any()
+    if missing: raise FoldInError("ids contains missing values (NaN or None)")   # before as_id_array's TypeError for None
+    extra = np.zeros(0, dtype=object) if ids is None else as_id_array(ids)
     if ratings is None and not len(extra): raise FoldInError("nothing to fold in: give ratings, ids, or both")
-    frame = (rating_frame(exp, ratings, kind, rating_col, duplicates) if ratings is not None else
+    frame = (rating_frame(exp, ratings, side, rating_col, duplicates) if ratings is not None else
              pd.DataFrame({'id': np.zeros(0, object), 'other_row': np.zeros(0, np.int64), 'rating': np.zeros(0)}))
     if not len(frame) and not len(extra): raise FoldInError("nothing to fold in: the ratings are empty")
-    voc, fac, bias, counts = ((exp.users, exp.user_factors, exp.user_bias, exp.user_counts) if kind == 'user' else
-                              (exp.items, exp.item_factors, exp.item_bias, exp.item_counts))
-    new_ids = _as_id_array(pd.unique(np.concatenate([frame['id'].to_numpy().astype(object), extra.astype(object)])))
+    s = exp.side(side)
+    voc, fac, bias, counts = s.vocab, s.factors, s.bias, s.counts
+    new_ids = as_id_array(pd.unique(np.concatenate([frame['id'].to_numpy().astype(object), extra.astype(object)])))
     _check_new_ids(voc, new_ids, own)
     rows = voc.rows(new_ids, unknown='mask') if len(voc.ids) else np.full(len(new_ids), -1, np.int64)
     known = rows >= 0
@@ -344,10 +357,10 @@ def fold_in(
     n_new = int((~known).sum())
     rows[~known] = voc.n_rows + np.arange(n_new)
     owner = pd.Index(new_ids, dtype=object if new_ids.dtype == object else None).get_indexer(frame['id'].to_numpy())
-    prior = row_prior(exp, kind)
-    side = (_DotSide if exp.kind == 'dot' else _NNSide)(exp, kind, prior)
+    prior = row_prior(exp, side)
+    model = (_DotSide if exp.kind == 'dot' else _NNSide)(exp, side, prior)
     with _one_thread():                                       # many small batched ops: threads cost more than they give
-        phi, stats, wd, noise = _fit(side, owner, frame['other_row'].to_numpy(np.int64), frame['rating'].to_numpy(np.float64),
+        phi, stats, wd, noise = _fit(model, owner, frame['other_row'].to_numpy(np.int64), frame['rating'].to_numpy(np.float64),
                                      len(new_ids), prior, wd, max_iter)
     theta = prior.mean + phi.numpy() @ prior.chol.T            # rows without ratings keep φ = 0: the average row
     with np.errstate(over='ignore'): overflow = ~np.isfinite(theta.astype(np.float32)).all(1)
@@ -361,11 +374,11 @@ def fold_in(
     if exp.kind == 'dot': new_bias[rows] = theta[:, -1]
     if new_counts is not None: new_counts[rows] = 0           # not seen in training: kept out of later priors
     new_voc = Vocab(np.concatenate([voc.ids.astype(object), new_ids[~known].astype(object)]), n_pad=voc.n_pad, name=voc.name)
-    result = _replace_side(exp, kind, new_voc, new_fac, new_bias, new_counts)
+    result = _replace_side(exp, side, new_voc, new_fac, new_bias, new_counts)
     n_ratings = np.bincount(owner, minlength=len(new_ids))
     with np.errstate(invalid='ignore', divide='ignore'): fit_rmse = np.sqrt(stats['rss'] / n_ratings)
     report = pd.DataFrame({own: new_ids, 'row': rows, 'n_ratings': n_ratings, 'fallback': n_ratings == 0, 'updated': known,
                            'fit_rmse': np.where(n_ratings > 0, fit_rmse, np.nan), 'converged': stats['converged']})
-    report.attrs.update(kind=kind, wd=wd, noise_var=noise, prior_var=prior.var)
+    report.attrs.update(side=side, kind=side, wd=wd, noise_var=noise, prior_var=prior.var)
     result.folded = report
     return result

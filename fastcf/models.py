@@ -8,10 +8,13 @@ Docs: https://fastcf.github.io/fastcf/models.html.md"""
 from __future__ import annotations
 import numpy as np, pandas as pd, torch
 from torch import nn
+from .vocab import (NA, as_id_array, id_kind, UNKNOWN, unknown_policy, Vocab, SIDES, check_side, Side)
+_all_ = ['NA', 'as_id_array', 'id_kind', 'UNKNOWN', 'unknown_policy', 'Vocab', 'SIDES', 'check_side', 'Side']   # from fastcf.vocab
 
 # %% auto #0
-__all__ = ['NA', 'trunc_normal_', 'Embedding', 'sigmoid_range', 'SigmoidRange', 'Vocab', 'EmbeddingDotBias', 'BatchNorm1d',
-           'LinBnDrop', 'emb_sz_rule', 'TabularModel', 'EmbeddingNN']
+__all__ = ['trunc_normal_', 'Embedding', 'sigmoid_range', 'SigmoidRange', 'EmbeddingDotBias', 'BatchNorm1d', 'LinBnDrop',
+           'emb_sz_rule', 'TabularModel', 'EmbeddingNN', 'NA', 'as_id_array', 'id_kind', 'UNKNOWN', 'unknown_policy',
+           'Vocab', 'SIDES', 'check_side', 'Side']
 
 # %% ../nbs/00_models.ipynb #d2fdbce6
 def trunc_normal_(x:torch.Tensor, mean:float=0., std:float=1.) -> torch.Tensor:
@@ -38,66 +41,7 @@ class SigmoidRange(nn.Module):
     def forward(self, x): return sigmoid_range(x, self.low, self.high)
     def extra_repr(self): return f"low={self.low}, high={self.high}"
 
-# %% ../nbs/00_models.ipynb #afd4fb78
-NA = '#na#'
-_ID_TYPES = (str, int, np.integer, float, np.floating)   # what an ID may be; bool is an int subclass, refused separately
-
-def _is_bool_type(t) -> bool: return issubclass(t, (bool, np.bool_))
-
-def _kind_of_types(types:set) -> str:
-    "'int', 'float', 'str' or 'mixed' for a set of Python types"
-    if all(issubclass(t, str) for t in types): return 'str'
-    if all(issubclass(t, (int, np.integer)) and not _is_bool_type(t) for t in types): return 'int'
-    if all(issubclass(t, (float, np.floating)) for t in types): return 'float'
-    return 'mixed'
-
-def _id_kind(ids:np.ndarray) -> str:
-    "'int', 'float', 'str' or 'mixed' for an array of IDs (booleans are not integers here)"
-    if ids.dtype.kind in 'iu': return 'int'
-    if ids.dtype.kind == 'f': return 'float'
-    if ids.dtype.kind == 'U': return 'str'
-    if ids.dtype.kind != 'O': return 'mixed'
-    return _kind_of_types({type(o) for o in ids})
-
-def _refuse_types(arr:np.ndarray, bad_types:set):
-    "TypeError naming the first values of `arr` whose type is in `bad_types`"
-    examples = []
-    if arr.dtype.kind != 'O': arr = arr[:1] if arr.dtype.kind == 'V' else pd.unique(arr)
-    for o in arr:
-        if type(o) in bad_types and not any(o is e or repr(o) == repr(e) for e in examples): examples.append(o)
-        if len(examples) == 5: break
-    examples = [o.item() if isinstance(o, np.generic) else o for o in examples]
-    names = sorted({t.__name__ for t in bad_types})
-    hint = " (True/False would silently be IDs 1/0)" if any(_is_bool_type(t) for t in bad_types) else ""
-    raise TypeError(f"IDs must be integers, floats or strings; got {'/'.join(names)} value(s) {examples}{hint}")
-
-def _as_id_array(ids) -> np.ndarray:
-    "IDs as a 1-D typed array: int64, float64, or object (`str`, ints beyond int64, mixed values); other types are a `TypeError`"
-    if isinstance(ids, torch.Tensor): ids = ids.cpu().numpy()
-    if isinstance(ids, (pd.Series, pd.Index)): arr = ids.to_numpy()
-    elif isinstance(ids, np.ndarray): arr = ids.reshape(-1)
-    else:
-        if isinstance(ids, (str, bytes)) or np.isscalar(ids): ids = [ids]
-        ids = list(ids)
-        arr = np.empty(len(ids), dtype=object)   # keeps each value's own type: no silent int → str conversion
-        arr[:] = ids
-    kind = arr.dtype.kind
-    if kind == 'U': return arr.astype(object)
-    if kind == 'i': return arr.astype(np.int64)
-    if kind == 'u':                               # uint64 beyond int64 stays exact rather than wrapping to a negative ID
-        return arr.astype(object) if len(arr) and arr.max() > np.iinfo(np.int64).max else arr.astype(np.int64)
-    if kind == 'f': return arr.astype(np.float64)
-    if kind != 'O': _refuse_types(arr, {type(arr[0])} if len(arr) else {arr.dtype.type})   # bool, complex, bytes, dates
-    types = {type(o) for o in arr}
-    bad = {t for t in types if _is_bool_type(t) or not issubclass(t, _ID_TYPES)}
-    if bad: _refuse_types(arr, bad)
-    kind = _kind_of_types(types) if types else 'str'
-    if kind == 'int':
-        try: return arr.astype(np.int64)
-        except OverflowError: return arr           # Python ints beyond int64: kept exact, so they are simply not found
-    if kind == 'float': return arr.astype(np.float64)
-    return arr
-
+# %% ../nbs/00_models.ipynb #a8683e07
 def _id_list(arr):
     "`arr` checked to be a 1-D collection of IDs, as fastai's `weight` and `bias` iterate it"
     if isinstance(arr, (np.ndarray, torch.Tensor, pd.Series, pd.Index)):
@@ -107,90 +51,6 @@ def _id_list(arr):
         raise TypeError(f"arr must be a list of IDs, got the single value {arr!r}: pass [{arr!r}]")
     return list(arr)
 
-def _as_int_ids(values:np.ndarray) -> np.ndarray:
-    "`values` for an integer vocab: integral floats become ints only if every float is integral, else a `TypeError`"
-    if values.dtype.kind == 'i': return values
-    if values.dtype.kind == 'f': floats = values
-    elif all(isinstance(o, (int, float, np.integer, np.floating)) for o in values):
-        floats = np.array([o for o in values if isinstance(o, (float, np.floating))], dtype=np.float64)
-    else: return values                            # strings among them: reported as unknown IDs of the wrong kind
-    ok = np.isfinite(floats) & (np.floor(floats) == floats)
-    if not ok.all():
-        bad = pd.unique(floats[~ok])[:5].tolist()
-        raise TypeError(f"the vocab holds integer IDs, but the values include non-integral float(s) {bad}; "
-                        f"floats are accepted only when every one is a whole number (5.0 for 5)")
-    if values.dtype.kind == 'f' and (np.abs(values) < 2**63).all(): return values.astype(np.int64)
-    res = np.array([int(o) for o in values], dtype=object)   # exact: no float rounding of large IDs
-    try: return res.astype(np.int64)
-    except OverflowError: return res
-
-# %% ../nbs/00_models.ipynb #02e191a2
-class Vocab:
-    "The IDs of one embedding table in row order; fastai's `'#na#'` placeholder rows are counted in `n_pad`, not in `ids`."
-    def __init__(self,
-        ids,            # the real IDs, in the order of rows `n_pad`, `n_pad+1`, …
-        n_pad:int=0,    # placeholder rows before them (1 for fastai's '#na#')
-        name:str=None,  # column name, used in error messages
-    ):
-        self.ids, self.n_pad, self.name = _as_id_array(ids), int(n_pad), name
-        self.kind = _id_kind(self.ids) if len(self.ids) else 'str'
-        if self.kind == 'int' and self.ids.dtype == object:
-            raise ValueError(f"{self._what} vocab has integer IDs beyond int64, e.g. {[o for o in self.ids if abs(o) >= 2**63][:3]}")
-        self._index = None
-        if len(self.index) != len(self.ids) or not self.index.is_unique:
-            dup = pd.Series(self.ids)[pd.Series(self.ids).duplicated()].tolist()[:5]
-            raise ValueError(f"{self._what} vocab has duplicate IDs, e.g. {dup}")
-
-    @classmethod
-    def from_classes(cls, classes, name:str=None):
-        "From a fastai vocab list such as `dls.classes['user']` (leading '#na#' becomes `n_pad=1`)"
-        items = list(classes)
-        n_pad = 1 if len(items) and isinstance(items[0], str) and items[0] == NA else 0
-        return cls(items[n_pad:], n_pad, name)
-
-    @property
-    def index(self) -> pd.Index:
-        if self._index is None: self._index = pd.Index(self.ids, dtype=object if self.kind in ('str', 'mixed') else None)
-        return self._index
-
-    @property
-    def _what(self): return f"{self.name!r}" if self.name else "the"
-    @property
-    def n_rows(self) -> int: return self.n_pad + len(self.ids)
-    def __len__(self): return self.n_rows
-    def __repr__(self): return f"Vocab({self.name!r}, {len(self.ids):,} {self.kind} IDs, n_pad={self.n_pad})"
-    @property
-    def classes(self) -> list: return [NA] * self.n_pad + self.ids.tolist()
-
-    def rows(self, values, unknown:str='raise') -> np.ndarray:
-        "Row numbers (int64) of `values`; unknown IDs raise `KeyError` naming them, or give -1 with `unknown='mask'`"
-        if unknown not in ('raise', 'mask'): raise ValueError(f"unknown must be 'raise' or 'mask', got {unknown!r}")
-        values = _as_id_array(values)                      # bools, Decimals, complex, None: TypeError naming them
-        if self.kind == 'int': values = _as_int_ids(values) # 5.0 is 5 only if every float is whole; 5.5 is a TypeError
-        pos = self.index.get_indexer(values) if len(values) else np.zeros(0, dtype=np.int64)
-        missing = pos < 0
-        if missing.any() and unknown == 'raise': raise KeyError(self._unknown_message(values[missing]))
-        return np.where(missing, -1, pos + self.n_pad).astype(np.int64)
-
-    def _unknown_message(self, bad) -> str:
-        kinds = {'int': 'integers', 'float': 'floats', 'str': 'strings', 'mixed': 'mixed values'}
-        uniq = pd.unique(bad)
-        msg = (f"{len(uniq):,} ID(s) not in {self._what} vocab, e.g. {uniq[:5].tolist()}; "
-               f"the vocab holds {len(self.ids):,} {kinds[self.kind]} such as {self.ids[:3].tolist()}")
-        got = _id_kind(np.asarray(uniq, dtype=object))
-        if got != self.kind and not {got, self.kind} <= {'int', 'float'}:
-            msg += f" — you passed {kinds[got]}: convert them (e.g. int('5') vs 5)"
-        if self.n_pad: msg += ". fastai codes IDs it never saw in training as row 0 ('#na#'); fastcf refuses to score them"
-        return msg
-
-    def ids_of(self, rows) -> np.ndarray:
-        "Raw IDs of row numbers (placeholder rows are an error)"
-        rows = np.asarray(rows, dtype=np.int64)
-        if ((rows < self.n_pad) | (rows >= self.n_rows)).any():
-            raise IndexError(f"rows must be in [{self.n_pad}, {self.n_rows}) for {self._what} vocab; row 0 is the '#na#' placeholder" if self.n_pad else f"rows must be in [0, {self.n_rows})")
-        return self.ids[rows - self.n_pad]
-
-# %% ../nbs/00_models.ipynb #a8683e07
 class EmbeddingDotBias(nn.Module):
     "Dot-product model with user and item biases, drop-in for `fastai.collab.EmbeddingDotBias`."
     def __init__(self,
@@ -278,10 +138,10 @@ def emb_sz_rule(n_cat:int) -> int:
     return min(600, round(1.6 * n_cat**0.56))
 
 class TabularModel(nn.Module):
-    "fastai's `TabularModel` (embeddings + optional continuous inputs → `LinBnDrop` MLP), in plain PyTorch."
+    "fastai's `TabularModel` (embeddings → `LinBnDrop` MLP) without continuous inputs, in plain PyTorch, with fastai's state_dict."
     def __init__(self,
         emb_szs:list,           # (rows, size) for each embedding
-        n_cont:int,             # number of continuous inputs (0 for collaborative filtering)
+        n_cont:int,             # number of continuous inputs: must be 0 (kept in the signature, as fastai's)
         out_sz:int,             # outputs of the final layer
         layers:list,            # hidden layer sizes
         ps:float|list=None,     # dropout per hidden layer
@@ -289,11 +149,13 @@ class TabularModel(nn.Module):
         y_range:tuple=None,     # (low, high) for a final `SigmoidRange`
         use_bn:bool=True,       # BatchNorm in the hidden blocks
         bn_final:bool=False,    # BatchNorm on the final layer too
-        bn_cont:bool=True,      # BatchNorm on the continuous inputs
+        bn_cont:bool=True,      # an (empty) BatchNorm for the continuous inputs, kept so the state_dict keys are fastai's
         act_cls:nn.Module=nn.ReLU(inplace=True), # activation of the hidden blocks
         lin_first:bool=True,    # Linear before BatchNorm in each block
     ):
         super().__init__()
+        if n_cont != 0: raise ValueError(f"fastcf's TabularModel has no continuous inputs (it is the collaborative-filtering "
+                                         f"model); got n_cont={n_cont!r}: use fastai.tabular.model.TabularModel for those")
         ps = [0] * len(layers) if ps is None else ps
         if not isinstance(ps, (list, tuple)): ps = [ps] * len(layers)
         self.embeds = nn.ModuleList([Embedding(ni, nf) for ni, nf in emb_szs])
@@ -309,13 +171,8 @@ class TabularModel(nn.Module):
         self.layers = nn.Sequential(*_layers)
 
     def forward(self, x_cat:torch.Tensor, x_cont:torch.Tensor=None) -> torch.Tensor:
-        if self.n_emb != 0:
-            x = torch.cat([e(x_cat[:, i]) for i, e in enumerate(self.embeds)], 1)
-            x = self.emb_drop(x)
-        if self.n_cont != 0:
-            if self.bn_cont is not None: x_cont = self.bn_cont(x_cont)
-            x = torch.cat([x, x_cont], 1) if self.n_emb != 0 else x_cont
-        return self.layers(x)
+        "Outputs `[bs, out_sz]` for a `[bs, n_embeddings]` batch of rows (`x_cont` is accepted, as fastai passes it, and unused)"
+        return self.layers(self.emb_drop(torch.cat([e(x_cat[:, i]) for i, e in enumerate(self.embeds)], 1)))
 
 # %% ../nbs/00_models.ipynb #e0edac3f
 class EmbeddingNN(TabularModel):

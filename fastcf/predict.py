@@ -9,49 +9,31 @@ from __future__ import annotations
 import copy, time, warnings
 from pathlib import Path
 import numpy as np, pandas as pd, torch
-from .models import Vocab, _as_id_array, _id_kind, EmbeddingDotBias, EmbeddingNN
+from .vocab import Vocab, as_id_array, id_kind, unknown_policy
+from .data import random_export
 from .export import CollabExport
 from .topk import PAD, INVALID, check_k, pick_block, topk_rows
 from .scorers import DotScorer, NNScorer
 from .output import RecsWriter, recs_frame, empty_recs_frame
 
 # %% auto #0
-__all__ = ['random_export', 'id_rows', 'iter_topk', 'recommend', 'predict', 'score_matrix', 'similar_items', 'similar_users',
-           'PAD', 'INVALID', 'topk_rows', 'check_k']
+__all__ = ['id_rows', 'iter_topk', 'recommend', 'predict', 'score_matrix', 'similar_items', 'similar_users', 'PAD', 'INVALID',
+           'topk_rows', 'check_k', 'random_export']
 
 # %% ../nbs/02_predict.ipynb #3e3dfaa8
-_all_ = ['PAD', 'INVALID', 'topk_rows', 'check_k']   # from fastcf.topk, importable from here as before
+_all_ = ['PAD', 'INVALID', 'topk_rows', 'check_k', 'random_export']   # from fastcf.topk and fastcf.data, importable from here as before
 
-
-# %% ../nbs/02_predict.ipynb #1d3e28ca
-def random_export(n_users:int=100, n_items:int=50, n_factors:int=8, kind:str='dot', y_range=(0., 5.5),
-                  ids:str='int', layers=(20, 10), seed:int=0, scale:float=1.) -> CollabExport:
-    "A CollabExport with random weights and fastai's '#na#' rows, for tests and benchmarks"
-    g = torch.Generator().manual_seed(seed)
-    user_ids = [f"u{i}" for i in range(n_users)] if ids == 'str' else list(range(n_users))
-    item_ids = [f"i{i}" for i in range(n_items)] if ids == 'str' else list(range(n_items))
-    classes = {'user': ['#na#'] + user_ids, 'item': ['#na#'] + item_ids}
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        if kind == 'dot': model = EmbeddingDotBias.from_classes(n_factors, classes, y_range=y_range)
-        else: model = EmbeddingNN([(n_users + 1, n_factors), (n_items + 1, n_factors)], list(layers), y_range=y_range)
-        with torch.no_grad():
-            for p in model.parameters(): p.normal_(0, scale, generator=g) if p.dim() > 1 or kind == 'dot' else p.normal_(0, 0.1, generator=g)
-            for m in model.modules():
-                if isinstance(m, torch.nn.BatchNorm1d) and m.num_features:
-                    m.running_mean.normal_(0, 0.1, generator=g); m.running_var.uniform_(0.5, 2., generator=g)
-    return CollabExport.from_model(model.eval(), classes)
 
 # %% ../nbs/02_predict.ipynb #1ecf1c3c
 _KINDS = {'int': 'integers', 'float': 'floats', 'str': 'strings', 'mixed': 'mixed values'}
 
 def _check_kind(voc:Vocab, ids:np.ndarray, what:str):
-    "A `TypeError` naming both types when `ids` (from `_as_id_array`) are strings and the vocab's IDs numbers, or the reverse"
-    if len(ids) == 0 or len(voc.ids) == 0 or (ids.dtype == object and voc.kind == 'str'): return
-    got = _id_kind(ids)
-    if {got, voc.kind} in ({'str', 'int'}, {'str', 'float'}):
+    "A `TypeError` naming both types when `ids` (from `as_id_array`) are strings and the vocab's IDs numbers, or the reverse"
+    if len(ids) == 0 or len(voc.ids) == 0 or (ids.dtype == object and voc.id_type == 'str'): return
+    got = id_kind(ids)
+    if {got, voc.id_type} in ({'str', 'int'}, {'str', 'float'}):
         raise TypeError(f"{what} IDs are {_KINDS[got]} such as {pd.unique(ids)[:3].tolist()}, but the export's "
-                        f"{voc.name!r} IDs are {_KINDS[voc.kind]} such as {voc.ids[:3].tolist()}: you passed "
+                        f"{voc.name!r} IDs are {_KINDS[voc.id_type]} such as {voc.ids[:3].tolist()}: you passed "
                         f"{_KINDS[got]}; convert them (e.g. int('5') vs 5)")
 
 def id_rows(
@@ -61,9 +43,9 @@ def id_rows(
     what:str='ID',          # what the IDs are, for messages
 ) -> np.ndarray:
     "Sorted unique rows of the IDs `values` in `voc`, with the type and unknown-ID checks every function here applies"
-    if unknown not in ('raise', 'drop'): raise ValueError(f"unknown must be 'raise' or 'drop', got {unknown!r}")
+    unknown = unknown_policy(unknown, ('raise', 'drop'))
     if values is None: return np.arange(voc.n_pad, voc.n_rows, dtype=np.int64)
-    ids = _as_id_array(values)
+    ids = as_id_array(values)
     _check_kind(voc, ids, what)
     rows = voc.rows(ids, unknown='raise' if unknown == 'raise' else 'mask')
     if unknown == 'drop' and (rows < 0).any():
@@ -120,7 +102,7 @@ class _Exclusions:
     @staticmethod
     def _rows(voc:Vocab, values, unknown:str, what:str='exclude') -> tuple:
         "Rows (-1: unknown) and typed IDs of one exclude column, with the checks `users=` gets"
-        ids = _as_id_array(values)
+        ids = as_id_array(values)
         _check_kind(voc, ids, f"{what} column {voc.name!r}")
         try: return voc.rows(ids, unknown='raise' if unknown == 'raise' else 'mask'), ids
         except KeyError as e: raise KeyError(f"{what} column {voc.name!r}: {e.args[0]} (or pass unknown='drop')") from None
@@ -369,16 +351,15 @@ def recommend(
 def predict(
     exp:CollabExport,       # the exported model
     df:pd.DataFrame,        # pairs to score, with the export's user and item columns
-    unknown:str='raise',    # 'raise': KeyError for IDs not in the export; 'nan': score them as NaN
+    unknown:str='raise',    # 'raise': KeyError for IDs not in the export; 'mask' (or its old name 'nan'): score them as NaN
 ) -> np.ndarray:
     "Scores (in `y_range` units) of the (user, item) pairs in `df`, in row order"
-    if unknown not in ('raise', 'nan'): raise ValueError(f"unknown must be 'raise' or 'nan', got {unknown!r}")
+    mode = unknown_policy(unknown, ('raise', 'mask'))
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"predict needs a pandas DataFrame with columns {[exp.user_name, exp.item_name]}, got "
                         f"{type(df).__name__}" + (": wrap it in pd.DataFrame(...)" if isinstance(df, dict) else ""))
     _check_columns(df, [exp.user_name, exp.item_name])
-    mode = 'raise' if unknown == 'raise' else 'mask'
-    users, items = _as_id_array(df[exp.user_name]), _as_id_array(df[exp.item_name])
+    users, items = as_id_array(df[exp.user_name]), as_id_array(df[exp.item_name])
     _check_kind(exp.users, users, f"column {exp.user_name!r}"); _check_kind(exp.items, items, f"column {exp.item_name!r}")
     u, i = exp.users.rows(users, unknown=mode), exp.items.rows(items, unknown=mode)
     ok = (u >= 0) & (i >= 0)

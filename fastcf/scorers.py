@@ -7,6 +7,8 @@ Docs: https://fastcf.github.io/fastcf/scorers.html.md"""
 # %% ../nbs/02a_scorers.ipynb #0ef98590
 from __future__ import annotations
 import numpy as np, torch
+from .models import sigmoid_range
+from .format import ACTIVATIONS
 from .export import CollabExport
 from .topk import PAD
 
@@ -52,7 +54,7 @@ class DotScorer:
     ) -> torch.Tensor:
         "Scores in `y_range` units from ranking keys and the users' biases: `scores` without a prepared scorer"
         res = keys + user_bias[:, None]
-        return res if y_range is None else torch.sigmoid(res) * (y_range[1] - y_range[0]) + y_range[0]
+        return res if y_range is None else sigmoid_range(res, *y_range)
 
 # %% ../nbs/02a_scorers.ipynb #e15b0a11
 def _finish_numpy(
@@ -123,8 +125,7 @@ class NNScorer:
     ) -> torch.Tensor:
         "Scores in `y_range` units from ranking keys: `scores` without a prepared scorer"
         if final is None: return keys
-        lo, hi = final['low'], final['high']
-        return torch.sigmoid(keys) * (hi - lo) + lo
+        return sigmoid_range(keys, final['low'], final['high'])
 
 # %% ../nbs/02a_scorers.ipynb #63751e46
 def _fold_ops(ops:list) -> list:
@@ -150,8 +151,7 @@ def _fold_ops(ops:list) -> list:
     return ops
 
 # %% ../nbs/02a_scorers.ipynb #631aad10
-_ACT = {'relu': torch.relu, 'tanh': torch.tanh, 'sigmoid': torch.sigmoid, 'gelu': torch.nn.functional.gelu,
-        'silu': torch.nn.functional.silu}
+_ACT = {name: fn for name, (_, fn) in ACTIVATIONS.items()}   # the one table of activations, in fastcf.format
 
 def _apply(op:dict, x:torch.Tensor, params) -> torch.Tensor:
     "One op on a [pairs, features] block; activations work in place (the block is a temporary)"

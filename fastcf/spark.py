@@ -11,7 +11,7 @@ from pathlib import Path
 from functools import partial, reduce
 from types import SimpleNamespace
 import numpy as np, pandas as pd, torch
-from .models import Vocab, _as_id_array
+from .vocab import Vocab, as_id_array
 from .export import CollabExport
 from .predict import iter_topk, id_rows
 from .scorers import DotScorer, NNScorer
@@ -97,7 +97,7 @@ def _exclude_frame(side:SimpleNamespace, ids:np.ndarray, lists) -> pd.DataFrame:
     lengths = np.fromiter((0 if a is None else len(a) for a in lists), np.int64, len(lists))
     if lengths.sum() == 0: return None
     seen = np.concatenate([np.asarray(a) for a, n in zip(lists, lengths) if n])     # int64 stays int64: no per-item loop
-    return pd.DataFrame({side.user_name: np.repeat(ids, lengths), side.item_name: _as_id_array(seen)})
+    return pd.DataFrame({side.user_name: np.repeat(ids, lengths), side.item_name: as_id_array(seen)})
 
 # %% ../nbs/06_spark.ipynb #c8428698
 def _rank_partition(batches, users_bc, shard_bc, k:int, unknown:str, threads:int, device, chunk_bytes:int, merge:bool):
@@ -128,7 +128,7 @@ def _quote(name:str) -> str: return '`' + name.replace('`', '``') + '`'
 def _ids_frame(spark, name:str, ids):
     "A one-column Spark DataFrame of the IDs `ids`"
     ps = _pyspark()
-    ids = _as_id_array(ids)
+    ids = as_id_array(ids)
     kind = 'str' if len(ids) == 0 else {'i': 'int', 'f': 'float'}.get(ids.dtype.kind, 'str')
     schema = ps.T.StructType([ps.T.StructField(name, _id_type(kind, ps.T))])
     return spark.createDataFrame(pd.DataFrame({name: ids}), schema=schema)
