@@ -7,7 +7,6 @@ Docs: https://fastcf.github.io/fastcf/predict.html.md"""
 # %% ../nbs/02_predict.ipynb #96807072
 from __future__ import annotations
 import copy, time, warnings
-from pathlib import Path
 import numpy as np, pandas as pd, torch
 from .vocab import Vocab, as_id_array, id_kind, unknown_policy
 from .data import random_export
