@@ -47,7 +47,7 @@ def _timed(fn) -> float:
 
 def bio_breakdown(exp, k, exclude=None, repeat=3):
     "Where `recommend`'s time goes at this shape: the same chunks, each stage timed on its own (median of `repeat`)"
-    from fastcf.predict import _Exclusions, _chunk_size
+    from fastcf.predict import PairSet, _chunk_size
     from fastcf.scorers import DotScorer
     from fastcf.topk import topk_rows, pick_block
     n_items = exp.items.n_rows - exp.items.n_pad
@@ -55,7 +55,7 @@ def bio_breakdown(exp, k, exclude=None, repeat=3):
     block = pick_block(n_items, k)
     n_cols = -(-n_items // block) * block if block else n_items
     scorer = DotScorer(exp, item_rows, n_cols, 'cpu')
-    excl = None if exclude is None else _Exclusions(exp, exclude)
+    excl = None if exclude is None else PairSet(exp, exclude)
     item_col = np.full(exp.items.n_rows, -1, np.int64); item_col[item_rows] = np.arange(n_items)
     user_rows = np.arange(exp.users.n_pad, exp.users.n_rows)
     chunk = _chunk_size(n_cols, 256 << 20, scorer)

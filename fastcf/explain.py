@@ -9,7 +9,7 @@ from __future__ import annotations
 import warnings
 import numpy as np, pandas as pd
 from .export import CollabExport
-from .predict import id_rows, _check_columns
+from .predict import id_rows, check_columns
 
 # %% auto #0
 __all__ = ['explain', 'because', 'plot_explanation']
@@ -50,10 +50,10 @@ def _history_rows(exp:CollabExport, history:pd.DataFrame, unknown:str) -> pd.Dat
     "`history` as unique (user row, item row) pairs, sorted, with the ID checks of `recommend`'s `exclude`"
     if not isinstance(history, pd.DataFrame):
         raise TypeError(f"history must be a DataFrame with columns {[exp.user_name, exp.item_name]}, got {type(history).__name__}")
-    _check_columns(history, [exp.user_name, exp.item_name], 'history')
+    check_columns(history, [exp.user_name, exp.item_name], 'history')
     if len(history) == 0: raise ValueError("history is empty: because() needs the users' rated items to explain with")
-    from fastcf.predict import _Exclusions
-    ex = _Exclusions(exp, history[[exp.user_name, exp.item_name]], unknown)
+    from fastcf.predict import PairSet
+    ex = PairSet(exp, history[[exp.user_name, exp.item_name]], unknown)
     users = np.repeat(np.arange(exp.users.n_rows), np.diff(ex.indptr))
     return pd.DataFrame({'u': users, 'h': ex.items}).drop_duplicates()
 
@@ -82,7 +82,7 @@ def because(
     if isinstance(user, pd.DataFrame):
         recs, history = user, item
         hist = _history_rows(exp, history, unknown)
-        _check_columns(recs, [exp.user_name, exp.item_name], 'recs')
+        check_columns(recs, [exp.user_name, exp.item_name], 'recs')
         u, i = exp.users.rows(recs[exp.user_name].values), exp.items.rows(recs[exp.item_name].values)   # KeyError naming unknown IDs
         ids, sims = [[] for _ in range(len(recs))], [[] for _ in range(len(recs))]
         for s in range(0, len(recs), chunk):

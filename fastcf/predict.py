@@ -16,8 +16,8 @@ from .scorers import DotScorer, NNScorer
 from .output import RecsWriter, recs_frame, empty_recs_frame
 
 # %% auto #0
-__all__ = ['id_rows', 'iter_topk', 'recommend', 'predict', 'score_matrix', 'similar_items', 'similar_users', 'PAD', 'INVALID',
-           'topk_rows', 'check_k', 'random_export']
+__all__ = ['id_rows', 'check_columns', 'PairSet', 'iter_topk', 'recommend', 'predict', 'score_matrix', 'similar_items',
+           'similar_users', 'PAD', 'INVALID', 'topk_rows', 'check_k', 'random_export']
 
 # %% ../nbs/02_predict.ipynb #3e3dfaa8
 _all_ = ['PAD', 'INVALID', 'topk_rows', 'check_k', 'random_export']   # from fastcf.topk and fastcf.data, importable from here as before
@@ -58,20 +58,21 @@ def _resolve_device(device) -> torch.device:
     if device is None: device = 'cuda' if torch.cuda.is_available() else 'cpu'
     return torch.device(device)
 
-def _check_columns(df:pd.DataFrame, cols:list, what:str='DataFrame'):
+def check_columns(df:pd.DataFrame, cols:list, what:str='DataFrame'):
+    "A `KeyError` naming the columns of `cols` that `df` lacks, and the columns it has"
     missing = [c for c in cols if c not in df.columns]
     if missing: raise KeyError(f"{what} has no column(s) {missing}; its columns are {list(df.columns)}")
 
 # %% ../nbs/02_predict.ipynb #72950a5f
-class _Exclusions:
-    "Excluded (user row, item row) pairs in CSR form, applied chunk by chunk"
+class PairSet:
+    "A set of (user row, item row) pairs (to exclude, or the allowed candidates) in CSR form, with the ID checks `users=` gets, applied chunk by chunk"
     def __init__(self, exp:CollabExport, exclude,
         unknown:str='ignore',  # pairs with IDs not in the export: 'raise' a KeyError, 'drop' with a warning, or 'ignore'
         what:str='exclude',    # the argument's name in messages ('candidates' reuses this class for the allowed pairs)
     ):
         if unknown not in ('raise', 'drop', 'ignore'): raise ValueError(f"unknown must be 'raise' or 'drop', got {unknown!r}")
         if isinstance(exclude, pd.DataFrame):
-            _check_columns(exclude, [exp.user_name, exp.item_name], what)
+            check_columns(exclude, [exp.user_name, exp.item_name], what)
             u, user_ids = self._rows(exp.users, exclude[exp.user_name], unknown, what)
             i, item_ids = self._rows(exp.items, exclude[exp.item_name], unknown, what)
             if unknown == 'drop' and ((u < 0) | (i < 0)).any():
@@ -222,8 +223,8 @@ def iter_topk(
     block = pick_block(len(item_rows), k) if block is None else block
     n_cols = -(-len(item_rows) // block) * block if block else len(item_rows)
     scorer = (DotScorer if exp.kind == 'dot' else NNScorer)(exp, item_rows, n_cols, device)
-    excl = exclude if exclude is None or isinstance(exclude, _Exclusions) else _Exclusions(exp, exclude)   # unknown IDs ignored
-    allowed = candidates if candidates is None or isinstance(candidates, _Exclusions) else _Exclusions(exp, candidates, unknown, 'candidates')
+    excl = exclude if exclude is None or isinstance(exclude, PairSet) else PairSet(exp, exclude)   # unknown IDs ignored
+    allowed = candidates if candidates is None or isinstance(candidates, PairSet) else PairSet(exp, candidates, unknown, 'candidates')
     item_col = np.full(exp.items.n_rows, -1, np.int64); item_col[item_rows] = np.arange(len(item_rows))
     chunk = _chunk_size(n_cols, chunk_bytes, scorer)
     if allowed is not None and _sparse_is_cheaper(exp, allowed, user_rows, item_rows):
@@ -328,8 +329,8 @@ def recommend(
     if fill and exp.item_counts is None:
         raise ValueError("fill='popular' needs the export's item_counts (training interactions per item, which from_learner "
                          "records); this export has none")
-    if exclude is not None: exclude = _Exclusions(exp, exclude, unknown)
-    if candidates is not None: candidates = _Exclusions(exp, candidates, unknown, 'candidates')
+    if exclude is not None: exclude = PairSet(exp, exclude, unknown)
+    if candidates is not None: candidates = PairSet(exp, candidates, unknown, 'candidates')
     rank_exp = exp if _check_ranking(exp, item_bias, score) else _without_item_bias(exp)
     chunks = iter_topk(rank_exp, users, k, exclude, items, unknown, device, chunk_bytes, progress=progress, exclude_items=exclude_items,
                        candidates=candidates)
@@ -357,7 +358,7 @@ def predict(
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"predict needs a pandas DataFrame with columns {[exp.user_name, exp.item_name]}, got "
                         f"{type(df).__name__}" + (": wrap it in pd.DataFrame(...)" if isinstance(df, dict) else ""))
-    _check_columns(df, [exp.user_name, exp.item_name])
+    check_columns(df, [exp.user_name, exp.item_name])
     users, items = as_id_array(df[exp.user_name]), as_id_array(df[exp.item_name])
     _check_kind(exp.users, users, f"column {exp.user_name!r}"); _check_kind(exp.items, items, f"column {exp.item_name!r}")
     u, i = exp.users.rows(users, unknown=mode), exp.items.rows(items, unknown=mode)
