@@ -15,6 +15,21 @@ from .topk import PAD
 # %% auto #0
 __all__ = ['DotScorer', 'NNScorer']
 
+# %% ../nbs/02a_scorers.ipynb #e15b0a11
+def _finish_numpy(
+    keys:np.ndarray,       # [users, K] float32 ranking keys
+    user_bias:np.ndarray,  # [users] those users' biases
+    y_range=None,          # the model's output range (None: raw scores)
+) -> np.ndarray:
+    "`DotScorer.finish` in numpy, in place on one new array: the CPU path of `DotScorer.scores`"
+    res = keys + user_bias[:, None]
+    if y_range is None: return res
+    with np.errstate(over='ignore'): np.exp(np.negative(res, out=res), out=res)     # exp(-x) → inf is sigmoid 0
+    res += 1
+    np.divide(np.float32(y_range[1] - y_range[0]), res, out=res)
+    res += np.float32(y_range[0])
+    return res
+
 # %% ../nbs/02a_scorers.ipynb #a8f02c9a
 class DotScorer:
     "Ranking keys `u·v + b_i` of the dot model for chunks of users, as one matrix product each, and the winners' scores"
@@ -55,21 +70,6 @@ class DotScorer:
         "Scores in `y_range` units from ranking keys and the users' biases: `scores` without a prepared scorer"
         res = keys + user_bias[:, None]
         return res if y_range is None else sigmoid_range(res, *y_range)
-
-# %% ../nbs/02a_scorers.ipynb #e15b0a11
-def _finish_numpy(
-    keys:np.ndarray,       # [users, K] float32 ranking keys
-    user_bias:np.ndarray,  # [users] those users' biases
-    y_range=None,          # the model's output range (None: raw scores)
-) -> np.ndarray:
-    "`DotScorer.finish` in numpy, in place on one new array: the CPU path of `DotScorer.scores`"
-    res = keys + user_bias[:, None]
-    if y_range is None: return res
-    with np.errstate(over='ignore'): np.exp(np.negative(res, out=res), out=res)     # exp(-x) → inf is sigmoid 0
-    res += 1
-    np.divide(np.float32(y_range[1] - y_range[0]), res, out=res)
-    res += np.float32(y_range[0])
-    return res
 
 # %% ../nbs/02a_scorers.ipynb #51df642f
 class NNScorer:
