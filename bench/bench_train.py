@@ -58,7 +58,7 @@ def worker(job:dict) -> dict:
         kw = dict(y_range=(4., 10.5), valid_pct=0.01)
     probe = Probe(job.get('every', 10**9), job.get('max_batches'))
     if job['mode'] == 'after':
-        from fastcf.cli import train
+        from fastcf.learner import train
         learn = train(ratings, user, item, rating, epochs=job['epochs'], lr=job['lr'], bs=job['bs'], cbs=[probe], log=lambda line: None, **kw)
     else:                                                                    # the training path before the fixes
         from fastai.collab import CollabDataLoaders

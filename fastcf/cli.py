@@ -6,15 +6,20 @@ Docs: https://fastcf.github.io/fastcf/cli.html.md"""
 
 # %% ../nbs/05_cli.ipynb #15fff896
 from __future__ import annotations
-import argparse, difflib, json, os, re, sys, time
+import argparse, difflib, inspect, re, sys, time
+from functools import partial
+from json import dumps
 from pathlib import Path
+from typing import Literal, get_args, get_origin, get_type_hints
 import numpy as np, pandas as pd
+from fastcore.docments import docments
 import fastcf
 
 # %% auto #0
-__all__ = ['EXAMPLES', 'UsageError', 'parse_ids', 'read_table', 'number', 'layer_sizes', 'y_range_text', 'device_name',
-           'min_ratings', 'check_fit', 'train', 'cmd_fit', 'cmd_recommend', 'same_id_kind', 'cmd_evaluate', 'cmd_info',
-           'cmd_demo', 'build_parser', 'main']
+__all__ = ['whole', 'positive', 'non_negative', 'finite', 'fraction', 'seed_number', 'batch_size', 'EXAMPLES', 'UsageError',
+           'parse_ids', 'read_table', 'number', 'layer_sizes', 'y_range_text', 'device_name', 'min_ratings',
+           'check_fit', 'cmd_fit', 'cmd_recommend', 'same_id_kind', 'cmd_evaluate', 'cmd_info', 'cmd_demo',
+           'call_command', 'add_command', 'build_parser', 'main']
 
 # %% ../nbs/05_cli.ipynb #ace63675
 class UsageError(Exception):
@@ -132,6 +137,10 @@ def device_name(text:str) -> str:
     if index >= n: raise argparse.ArgumentTypeError(f"{text!r} asked for, but this machine has {n} GPU(s): cuda:0 to cuda:{n - 1}")
     return text
 
+whole, positive, non_negative, finite = number(int, at_least=1), number(above=0), number(at_least=0), number()
+fraction = number(above=0, below=1)
+seed_number, batch_size = number(int, at_least=0, below=2**32), number(int, at_least=1, below=2**31)
+
 # %% ../nbs/05_cli.ipynb #03a3919f
 def min_ratings(bs:int, valid_pct:float) -> int:
     "Fewest ratings that fastai's random split turns into one full training batch of `bs` and at least one validation rating"
@@ -139,27 +148,18 @@ def min_ratings(bs:int, valid_pct:float) -> int:
     while n - int(valid_pct * n) < bs or int(valid_pct * n) < 1: n += 1    # as fastai's RandomSplitter: int(valid_pct * n) validate
     return n
 
-def _count_rows(path, limit:int):
-    "Data rows in a .csv or .parquet file, counting at most `limit`; None if it cannot be read (`read_table` reports that)"
-    path = Path(path)
-    try:
-        if path.suffix.lower() == '.parquet':
-            import pyarrow.parquet as pq
-            return pq.ParquetFile(path).metadata.num_rows
-        with open(path, errors='replace') as fh: first = fh.readline()
-        return len(pd.read_csv(path, sep=_delimiter(first), dtype=str, nrows=limit))
-    except Exception: return None
-
-def check_fit(args):
-    "Checks of `fastcf fit` across options and data, before any training"
-    if args.layers and not args.nn: raise UsageError(f"--layers {args.layers} sets the hidden sizes of --nn models; add --nn or leave it out")
-    need = min_ratings(args.bs, args.valid_pct)
-    n = _count_rows(args.ratings, need)
-    if n is None or n >= need: return
-    df = read_table(args.ratings, [args.user, args.item, args.rating], ids={args.user: None, args.item: None},
-                    numeric=[args.rating], unique=[args.user, args.item], what='ratings file')   # content errors first
-    raise UsageError(f"ratings file {str(args.ratings)!r} has {len(df):,} rating(s), too few for --bs {args.bs} and --valid-pct "
-                     f"{args.valid_pct:g}: fit needs at least {need:,} (one full training batch plus validation); lower --bs or add ratings")
+def check_fit(
+    path,                 # the ratings file, for the message
+    n_ratings:int,        # its ratings (rows)
+    bs:int=None,          # `--bs`; None: the data-size rule, which picks 64 for any file this check can reject
+    valid_pct:float=0.2,  # `--valid-pct`
+):
+    "A `UsageError` if `n_ratings` cannot fill one training batch of `bs` plus a validation rating, before any training"
+    bs = 64 if bs is None else bs
+    need = min_ratings(bs, valid_pct)
+    if n_ratings >= need: return
+    raise UsageError(f"ratings file {str(path)!r} has {n_ratings:,} rating(s), too few for --bs {bs} and --valid-pct "
+                     f"{valid_pct:g}: fit needs at least {need:,} (one full training batch plus validation); lower --bs or add ratings")
 
 # %% ../nbs/05_cli.ipynb #dfeb0a73
 def _y_range(text, ratings):
@@ -178,80 +178,48 @@ def _layers(text):
     try: return [int(v) for v in text.split(',')]
     except ValueError: raise UsageError(f"--layers must be comma-separated sizes such as 100,50, got {text!r}") from None
 
-def _default_bs(n_train:int) -> int:
-    "`train`'s batch size for `n_train` training rows: the power of two nearest `n_train / 1000`, from 64 to 4096"
-    return int(min(4096, max(64, 2 ** round(np.log2(max(n_train, 1) / 1000)))))
+def __getattr__(name):
+    "`fastcf.cli.train` is `fastcf.learner.train`, imported (with fastai) only when asked for"
+    if name == 'train':
+        from fastcf.learner import train
+        return train
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-def train(
-    ratings:pd.DataFrame,   # the ratings, one row per (user, item) pair
-    user:str,               # user column
-    item:str,               # item column
-    rating:str,             # rating column
-    epochs:int=5,           # epochs of `fit_one_cycle`
-    lr:float=5e-3,          # its maximum learning rate
-    wd:float=0.1,           # weight decay
-    n_factors:int=50,       # factors of the dot model
-    use_nn:bool=False,      # `EmbeddingNN` instead of `EmbeddingDotBias`
-    layers=None,            # NN hidden sizes (default [100, 50])
-    y_range=None,           # (low, high) of the output sigmoid, or None
-    valid_pct:float=0.2,    # fraction of the rows held out for the validation loss
-    seed:int=42,            # seed of the split, the initial weights and the batch order
-    bs:int=None,            # batch size; None: the power of two nearest (training rows / 1000), from 64 to 4096, i.e. about 1,000 batches an epoch
-    threads:int=1,          # torch CPU threads while training (restored after); None: leave torch's setting
-    library:str='fastcf',   # 'fastcf' or 'fastai': whose `collab_learner` builds the model
-    cbs:list=None,          # extra fastai Callbacks for the Learner
-    log=print,              # called with one line per epoch
+def cmd_fit(
+    ratings:str,                # CSV (or .parquet) of ratings, one row per (user, item) pair
+    *,
+    user:str,                   # user column
+    item:str,                   # item column
+    rating:str,                 # rating column
+    out:str,                    # export file to write, e.g. model.fcf
+    epochs:whole=5,             # epochs of fit_one_cycle
+    lr:positive=5e-3,           # its maximum learning rate
+    wd:non_negative=0.1,        # weight decay
+    n_factors:whole=50,         # factors of the dot model
+    nn:bool=False,              # EmbeddingNN instead of EmbeddingDotBias
+    layers:layer_sizes=None,    # NN hidden sizes, e.g. 100,50 (default 100,50)
+    y_range:y_range_text=None,  # LO,HI of the sigmoid output, 'none' for no sigmoid (default: the data's range ±10%)
+    valid_pct:fraction=0.2,     # fraction of the ratings held out for the validation loss
+    seed:seed_number=42,        # seed of the split, the initial weights and the batch order
+    bs:batch_size=None,         # batch size (default: the power of two nearest training ratings / 1000, from 64 to 4096)
+    threads:whole=None,         # torch CPU threads while training (default: 1 below --bs 2048, else torch's setting)
 ):
-    "Train a collaborative-filtering Learner on `ratings` (columns by name); returns the Learner"
-    import warnings, torch
-    warnings.filterwarnings('ignore', category=UserWarning)
-    warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)  # raised by fastai's import on recent torch
-    from fastai.collab import CollabDataLoaders
-    from fastai.callback.core import Callback
-    from fastai.learner import Recorder
-    from fastai.torch_core import set_seed
-    if library == 'fastcf': from fastcf.learner import collab_learner
-    else: from fastai.collab import collab_learner
-    if bs is None: bs = _default_bs(round(len(ratings) * (1 - valid_pct)))
-    if bs < 1: raise ValueError(f"batch size must be at least 1, got {bs}")
-    if threads is not None and threads < 1: raise ValueError(f"threads must be at least 1 (or None), got {threads}")
-
-    class FloatLosses(Callback):
-        "Turn the smoothed loss the Recorder keeps for each batch into a float: kept tensors grow memory ~35 kB a batch"
-        order = Recorder.order + 1
-        def after_batch(self):
-            losses = self.recorder.losses
-            if self.training and losses and torch.is_tensor(losses[-1]): losses[-1] = losses[-1].item()
-
-    set_seed(seed, reproducible=True)
-    dls = CollabDataLoaders.from_df(ratings[[user, item, rating]], user_name=user, item_name=item, rating_name=rating,
-                                    valid_pct=valid_pct, seed=seed, bs=bs)
-    kw = dict(use_nn=True, layers=layers or [100, 50]) if use_nn else dict(n_factors=n_factors)
-    learn = collab_learner(dls, y_range=y_range, cbs=[FloatLosses(), *(cbs or [])], **kw)
-    old_threads = torch.get_num_threads()
-    if threads is not None: torch.set_num_threads(threads)
-    try:
-        with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, lr, wd=wd)
-    finally: torch.set_num_threads(old_threads)
-    for epoch, (train_loss, valid_loss) in enumerate(learn.recorder.values):
-        log(f"  epoch {epoch}: train loss {train_loss:.4f}  valid loss {valid_loss:.4f}")
-    return learn
-
-def cmd_fit(args):
-    "fastcf fit: train with fastai and save the export"
-    out = Path(args.out)
-    if out.is_dir(): raise UsageError(f"--out {args.out!r} is a directory; give a file name such as model.fcf")
-    df = read_table(args.ratings, [args.user, args.item, args.rating], ids={args.user: None, args.item: None},
-                    numeric=[args.rating], unique=[args.user, args.item], what='ratings file')
-    if not 0 < args.valid_pct < 1: raise UsageError(f"--valid-pct must be between 0 and 1, got {args.valid_pct}")
-    y_range = _y_range(args.y_range, df[args.rating])
-    print(f"training {'EmbeddingNN' if args.nn else 'EmbeddingDotBias'} on {len(df):,} ratings "
-          f"({df[args.user].nunique():,} {args.user} × {df[args.item].nunique():,} {args.item}), y_range={y_range}")
-    learn = train(df, args.user, args.item, args.rating, args.epochs, args.lr, args.wd, args.n_factors, args.nn,
-                  _layers(args.layers) if args.layers else None, y_range, args.valid_pct, args.seed, args.bs)
+    "train a model on a ratings CSV and save its export"
+    path = Path(out)
+    if path.is_dir(): raise UsageError(f"--out {out!r} is a directory; give a file name such as model.fcf")
+    if layers and not nn: raise UsageError(f"--layers {layers} sets the hidden sizes of --nn models; add --nn or leave it out")
+    df = read_table(ratings, [user, item, rating], ids={user: None, item: None}, numeric=[rating], unique=[user, item],
+                    what='ratings file')
+    check_fit(ratings, len(df), bs, valid_pct)
+    y_range = _y_range(y_range, df[rating])
+    print(f"training {'EmbeddingNN' if nn else 'EmbeddingDotBias'} on {len(df):,} ratings "
+          f"({df[user].nunique():,} {user} × {df[item].nunique():,} {item}), y_range={y_range}")
+    from fastcf.learner import train
+    learn = train(df, user, item, rating, epochs=epochs, lr=lr, wd=wd, n_factors=n_factors, use_nn=nn,
+                  layers=_layers(layers) if layers else None, y_range=y_range, valid_pct=valid_pct, seed=seed, bs=bs, threads=threads)
     from fastcf.export import from_learner
-    path = from_learner(learn).save(out)
-    print(f"saved {path} ({path.stat().st_size / 1e6:.1f} MB); valid RMSE {float(learn.recorder.values[-1][1]) ** 0.5:.4f}")
+    saved = from_learner(learn).save(path)
+    print(f"saved {saved} ({saved.stat().st_size / 1e6:.1f} MB); valid RMSE {float(learn.recorder.values[-1][1]) ** 0.5:.4f}")
 
 # %% ../nbs/05_cli.ipynb #ab7a9223
 def _read_ids_file(path, column, vocab, what):
@@ -272,46 +240,56 @@ def _check_some_known(ids, vocab, what, option, path):
     raise UsageError(f"none of the {len(ids):,} {what} IDs in {option} {str(path)!r} is in the model (e.g. {ids[:3].tolist()}), "
                      f"so there is nothing to recommend; no file written")
 
-def cmd_recommend(args):
-    "fastcf recommend: top-K from a saved export (no fastai)"
+def cmd_recommend(
+    model:str,                  # export file written by fastcf fit or CollabExport.save
+    *,
+    out:str,                    # recs.csv, or recs.parquet with pyarrow (pip install 'fastcf[parquet]')
+    k:whole=50,                 # recommendations per user
+    users:str=None,             # file of user IDs to rank for (one per line, or a CSV with the user column)
+    items:str=None,             # file of candidate item IDs (default: every item)
+    exclude:str=None,           # CSV of (user, item) pairs never to recommend, e.g. the training ratings
+    new_users:str=None,         # CSV of ratings by users not in the model: fold them in and rank them
+    unknown:Literal['raise', 'drop']='raise', # unknown IDs in --users/--items
+    device:device_name=None,    # 'cpu', 'cuda' or 'cuda:N' (default: GPU if available)
+):
+    "top-K items per user from an export (no fastai needed)"
     from fastcf.export import CollabExport
     from fastcf.predict import iter_topk
     from fastcf.output import RecsWriter, recs_frame
-    out = Path(args.out)
-    if out.suffix.lower() not in ('.parquet', '.csv'): raise UsageError(f"--out must end in .parquet or .csv, got {args.out!r}")
-    if out.is_dir(): raise UsageError(f"--out {args.out!r} is a directory; give a file name")
-    if args.k < 1: raise UsageError(f"--k must be at least 1, got {args.k}")
-    exp = CollabExport.load(args.model)
-    users = _read_ids_file(args.users, exp.user_name, exp.users, 'users') if args.users else None
-    items = _read_ids_file(args.items, exp.item_name, exp.items, 'items') if args.items else None
-    exclude = None
-    if args.exclude:
-        exclude = read_table(args.exclude, [exp.user_name, exp.item_name], ids={exp.user_name: exp.users, exp.item_name: exp.items},
+    path = Path(out)
+    if path.suffix.lower() not in ('.parquet', '.csv'): raise UsageError(f"--out must end in .parquet or .csv, got {out!r}")
+    if path.is_dir(): raise UsageError(f"--out {out!r} is a directory; give a file name")
+    exp = CollabExport.load(model)
+    user_ids = _read_ids_file(users, exp.user_name, exp.users, 'users') if users else None
+    item_ids = _read_ids_file(items, exp.item_name, exp.items, 'items') if items else None
+    pairs = None
+    if exclude:
+        pairs = read_table(exclude, [exp.user_name, exp.item_name], ids={exp.user_name: exp.users, exp.item_name: exp.items},
                              what='exclude file')
-    if args.new_users:
+    if new_users:
         from fastcf.foldin import fold_in
         ids = [exp.user_name, exp.item_name]
-        header = read_table(args.new_users, ids, what='new-users file')
+        header = read_table(new_users, ids, what='new-users file')
         others = [c for c in header.columns if c not in ids]
         if len(others) != 1:
-            raise UsageError(f"new-users file {args.new_users!r} needs exactly one rating column besides {ids}; it has {others}")
-        new = read_table(args.new_users, ids + others, ids={exp.user_name: exp.users if exp.users.kind == 'str' else None,
+            raise UsageError(f"new-users file {new_users!r} needs exactly one rating column besides {ids}; it has {others}")
+        new = read_table(new_users, ids + others, ids={exp.user_name: exp.users if exp.users.kind == 'str' else None,
                          exp.item_name: exp.items}, numeric=others, unique=ids, what='new-users file')
         exp = fold_in(exp, new, rating_col=others[0])
         n_new = new[exp.user_name].nunique()
         print(f"folded in {n_new:,} new users from {len(new):,} ratings")
-        if users is None: users = new[exp.user_name].unique()
-    if args.unknown == 'drop':
-        _check_some_known(users, exp.users, 'user', '--users', args.users)
-        _check_some_known(items, exp.items, 'item', '--items', args.items)
+        if user_ids is None: user_ids = new[exp.user_name].unique()
+    if unknown == 'drop':
+        _check_some_known(user_ids, exp.users, 'user', '--users', users)
+        _check_some_known(item_ids, exp.items, 'item', '--items', items)
     start, n_recs, n_users = time.time(), 0, 0
-    with RecsWriter(out, exp) as writer:                  # a temporary file, renamed into place only if the block ends without error
-        for chunk in iter_topk(exp, users, args.k, exclude, items, args.unknown, device=args.device, progress=sys.stdout.isatty()):
+    with RecsWriter(path, exp) as writer:                  # a temporary file, renamed into place only if the block ends without error
+        for chunk in iter_topk(exp, user_ids, k, pairs, item_ids, unknown, device=device, progress=sys.stdout.isatty()):
             frame = recs_frame(exp, *chunk)
             writer.write(frame)
             n_recs, n_users = n_recs + len(frame), n_users + int(chunk[3].any(1).sum())
-        if n_recs == 0: raise UsageError(f"nothing to recommend: every candidate item is excluded for every user asked for; no file written")
-    print(f"wrote {n_recs:,} recommendations (top-{args.k}) for {n_users:,} users to {writer.path} in {time.time() - start:.1f} s")
+        if n_recs == 0: raise UsageError("nothing to recommend: every candidate item is excluded for every user asked for; no file written")
+    print(f"wrote {n_recs:,} recommendations (top-{k}) for {n_users:,} users to {writer.path} in {time.time() - start:.1f} s")
 
 # %% ../nbs/05_cli.ipynb #67adc6c8
 def _read_recs(path):
@@ -337,39 +315,52 @@ def same_id_kind(*columns:pd.Series) -> list:
     as_int = all(bool(t.str.fullmatch(_INT).all()) for t in texts)
     return [t.astype(np.int64) if as_int else t.astype(object) for t in texts]
 
-def cmd_evaluate(args):
-    "fastcf evaluate: ranking metrics of recommendations against held-out ratings (no fastai)"
+def cmd_evaluate(
+    recs:str,                   # recommendations (.parquet or .csv) from fastcf recommend
+    heldout:str,                # CSV of held-out (user, item[, rating]) pairs, same column names as the recommendations
+    *,
+    k:whole=10,                 # cut-off: the top-k recommendations of each user count
+    relevance:finite=None,      # minimum rating that counts as relevant (default: every held-out pair)
+    user:str=None,              # user column (default: the recommendations' first)
+    item:str=None,              # item column (default: their second)
+    rating:str=None,            # rating column of the held-out file (default: its first other column)
+    catalogue:whole=None,       # number of items in the catalogue, for coverage (default: the items in either file)
+    json:bool=False,            # print the metrics as JSON
+):
+    "ranking metrics of recommendations against held-out ratings"
     from fastcf.evaluate import ranking_metrics, coverage
-    recs = _read_recs(args.recs)
-    user, item = args.user or recs.columns[0], args.item or recs.columns[1]
+    recs = _read_recs(recs)
+    user, item = user or recs.columns[0], item or recs.columns[1]
     for c in (user, item):
         if c not in recs.columns: raise UsageError(f"recommendations have no column {c!r}; columns: {', '.join(map(str, recs.columns))}")
-    needed = [user, item] + ([args.rating] if args.rating else [])
-    held = read_table(args.heldout, needed, what='held-out file', unique=[user, item])
-    rating = args.rating or next((c for c in held.columns if c not in (user, item)), None)
-    if args.relevance is not None and rating is None: raise UsageError("--relevance needs a rating column in the held-out file")
+    needed = [user, item] + ([rating] if rating else [])
+    held = read_table(heldout, needed, what='held-out file', unique=[user, item])
+    rating = rating or next((c for c in held.columns if c not in (user, item)), None)
+    if relevance is not None and rating is None: raise UsageError("--relevance needs a rating column in the held-out file")
     if rating is not None:
-        held = read_table(args.heldout, [user, item, rating], numeric=[rating], what='held-out file', unique=[user, item])
+        held = read_table(heldout, [user, item, rating], numeric=[rating], what='held-out file', unique=[user, item])
     for c in (user, item): recs[c], held[c] = same_id_kind(recs[c], held[c])   # '007' stays '007' in both files
     if not held[user].isin(set(recs[user])).any():
-        raise UsageError(f"none of the {held[user].nunique():,} {user} IDs in the held-out file {str(args.heldout)!r} is in the "
+        raise UsageError(f"none of the {held[user].nunique():,} {user} IDs in the held-out file {str(heldout)!r} is in the "
                          f"recommendations (e.g. {held[user].iloc[0]!r}); both files must use the same IDs")
     cols = [user, item] + ([rating] if rating else [])
-    m = ranking_metrics(recs, held[cols], k=args.k, relevance=args.relevance, user_col=user, item_col=item, rating_col=rating)
-    cat = args.catalogue if args.catalogue else max(recs[item].nunique(), held[item].nunique())
-    m['coverage'] = coverage(recs, cat, k=args.k, user_col=user, item_col=item)
-    if args.json: print(json.dumps({k: float(v) for k, v in m.items()}))
+    m = ranking_metrics(recs, held[cols], k=k, relevance=relevance, user_col=user, item_col=item, rating_col=rating)
+    cat = catalogue if catalogue else max(recs[item].nunique(), held[item].nunique())
+    m['coverage'] = coverage(recs, cat, k=k, user_col=user, item_col=item)
+    if json: print(dumps({name: float(value) for name, value in m.items()}))
     else:
-        print(f"k={args.k}, {int(m['n_users']):,} users with relevant held-out items"
-              + (f" (rating >= {args.relevance})" if args.relevance is not None else ''))
-        for name in ('precision', 'recall', 'ndcg', 'map', 'hit_rate', 'coverage'): print(f"  {name + '@' + str(args.k):<14} {m[name]:.4f}")
+        print(f"k={k}, {int(m['n_users']):,} users with relevant held-out items"
+              + (f" (rating >= {relevance})" if relevance is not None else ''))
+        for name in ('precision', 'recall', 'ndcg', 'map', 'hit_rate', 'coverage'): print(f"  {name + '@' + str(k):<14} {m[name]:.4f}")
 
-def cmd_info(args):
-    "fastcf info: what an export holds (no fastai)"
+def cmd_info(
+    model:str,                  # export file written by fastcf fit or CollabExport.save
+):
+    "what an export file holds"
     from fastcf.export import CollabExport
-    exp = CollabExport.load(args.model)
-    size = Path(args.model).stat().st_size
-    lines = [f"file      {args.model} ({size / 1e6:.1f} MB)",
+    exp = CollabExport.load(model)
+    size = Path(model).stat().st_size
+    lines = [f"file      {model} ({size / 1e6:.1f} MB)",
              f"kind      {exp.kind} ({'EmbeddingDotBias' if exp.kind == 'dot' else 'EmbeddingNN'})",
              f"users     {len(exp.user_ids):,} {exp.users.kind} IDs in column {exp.user_name!r}, e.g. {exp.user_ids[:3].tolist()}",
              f"items     {len(exp.item_ids):,} {exp.items.kind} IDs in column {exp.item_name!r}, e.g. {exp.item_ids[:3].tolist()}",
@@ -393,36 +384,49 @@ def _popularity_recs(train, user, item, users, k):
     r, c = np.nonzero(~seen & (rank <= k))
     return pd.DataFrame({user: users[r], item: top[c], 'score': counts.to_numpy()[c].astype(np.float32), 'rank': rank[r, c]})
 
-def cmd_demo(args):
-    "fastcf demo: the whole flow on built-in data"
-    import torch
+def cmd_demo(
+    *,
+    small:bool=False,           # 3,000 × 200 instead of 45,854 × 488
+    nn:bool=False,              # EmbeddingNN instead of EmbeddingDotBias
+    epochs:whole=4,             # epochs of fit_one_cycle
+    lr:positive=None,           # max learning rate (default 2e-2 with --small, else 3e-2)
+    wd:non_negative=0.1,        # weight decay
+    n_factors:whole=50,         # factors of the dot model
+    bs:batch_size=None,         # batch size (default 512 with --small, else 4096)
+    threads:whole=None,         # torch CPU threads while training (default: 1 below --bs 2048, else torch's setting)
+    seed:seed_number=42,        # seed of the data, the split and the training
+    relevance:finite=7.0,       # held-out activity that counts as a hit
+    compare_fastai:bool=False,  # also train fastai's own model and compare the losses
+    out:str='fastcf-demo',      # folder for model.fcf and the recommendations
+) -> dict:
+    "the whole flow on built-in bio-shaped data"
     from fastcf.data import synthetic_ratings
     from fastcf.evaluate import split_by_user, ranking_metrics, rmse
-    from fastcf.export import from_learner, CollabExport
+    from fastcf.export import from_learner
     from fastcf.predict import recommend, predict
-    out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
+    out = Path(out); out.mkdir(parents=True, exist_ok=True)
     times, t = {}, time.time()
     def lap(name):
         nonlocal t
         times[name] = time.time() - t; t = time.time()
-    preset = 'bio-small' if args.small else 'bio'
-    ratings = synthetic_ratings(preset=preset, seed=args.seed)
+    preset = 'bio-small' if small else 'bio'
+    ratings = synthetic_ratings(preset=preset, seed=seed)
     user, item, rating = ratings.columns
-    train_df, held = split_by_user(ratings, user, item, frac=0.2, seed=args.seed, min_train=2)
+    train_df, held = split_by_user(ratings, user, item, frac=0.2, seed=seed, min_train=2)
     lap('data')
     print(f"data: {preset} preset, {len(ratings):,} activities of {ratings[user].nunique():,} {user}s × "
           f"{ratings[item].nunique():,} {item}s; {len(train_df):,} for training, {len(held):,} held out")
-    model = 'EmbeddingNN' if args.nn else 'EmbeddingDotBias'
-    if args.bs is None: args.bs = 512 if args.small else 4096        # about 85 and 200 batches an epoch: seconds, not minutes, on 2 cores
-    if args.lr is None: args.lr = 2e-2 if args.small else 3e-2
-    print(f"training fastcf {model}: fit_one_cycle({args.epochs}, {args.lr}, wd={args.wd}), bs {args.bs}")
-    common = dict(epochs=args.epochs, lr=args.lr, wd=args.wd, n_factors=args.n_factors, use_nn=args.nn,
-                  y_range=(4., 10.5), valid_pct=0.1, seed=args.seed, bs=args.bs)
-    import fastcf.learner                                           # fastai's import (seconds) is not training time
+    model = 'EmbeddingNN' if nn else 'EmbeddingDotBias'
+    if bs is None: bs = 512 if small else 4096        # about 85 and 200 batches an epoch: seconds, not minutes, on 2 cores
+    if lr is None: lr = 2e-2 if small else 3e-2
+    print(f"training fastcf {model}: fit_one_cycle({epochs}, {lr}, wd={wd}), bs {bs}")
+    common = dict(epochs=epochs, lr=lr, wd=wd, n_factors=n_factors, use_nn=nn,
+                  y_range=(4., 10.5), valid_pct=0.1, seed=seed, bs=bs, threads=threads)
+    from fastcf.learner import train                                # fastai's import (seconds) is not training time
     lap('import fastai')
     learn = train(train_df, user, item, rating, **common)
     lap('train')
-    if args.compare_fastai:
+    if compare_fastai:
         print("training fastai's own model with the same seed and data:")
         theirs = train(train_df, user, item, rating, library='fastai', **common)
         ours_l, theirs_l = np.array(learn.recorder.values), np.array(theirs.recorder.values)
@@ -439,11 +443,11 @@ def cmd_demo(args):
     model_rmse = rmse(known[rating].to_numpy(), predict(exp, known))
     base_rmse = rmse(known[rating].to_numpy(), np.full(len(known), train_df[rating].mean()))
     pop = _popularity_recs(train_df, user, item, exp.user_ids, 10)
-    m = ranking_metrics(recs, held, k=10, relevance=args.relevance, user_col=user, item_col=item, rating_col=rating)
-    p = ranking_metrics(pop, held, k=10, relevance=args.relevance, user_col=user, item_col=item, rating_col=rating)
+    m = ranking_metrics(recs, held, k=10, relevance=relevance, user_col=user, item_col=item, rating_col=rating)
+    p = ranking_metrics(pop, held, k=10, relevance=relevance, user_col=user, item_col=item, rating_col=rating)
     lap('evaluate')
     print(f"\nheld-out RMSE: model {model_rmse:.4f}, global mean {base_rmse:.4f}")
-    print(f"ranking, {int(m['n_users']):,} {user}s with a held-out {rating} >= {args.relevance}:")
+    print(f"ranking, {int(m['n_users']):,} {user}s with a held-out {rating} >= {relevance}:")
     print(f"  {'':14} {'model':>8} {'popularity':>11}")
     for name in ('precision', 'ndcg', 'recall', 'hit_rate'):
         print(f"  {name + '@10':14} {m[name]:8.4f} {p[name]:11.4f}")
@@ -452,7 +456,7 @@ def cmd_demo(args):
     return dict(rmse=model_rmse, base_rmse=base_rmse, model=m, popularity=p, times=times)
 
 def _has_pyarrow() -> bool:
-    try: import pyarrow; return True
+    try: import pyarrow; return pyarrow is not None
     except ImportError: return False
 
 # %% ../nbs/05_cli.ipynb #1499c002
@@ -470,64 +474,52 @@ _NEEDS = {None: "writes fastcf-demo/model.fcf and the top-50 for every molecule;
           'recommend': "after fastcf demo", 'info': "after fastcf demo",
           'evaluate': "top10.csv from the recommend example; heldout.csv: held-out molecule, target, pchembl rows"}
 
-def _epilog(command) -> str: return f"example ({_NEEDS[command]}):\n  {EXAMPLES[command]}"
+def _epilog(command) -> str:
+    "The one runnable example a command's `--help` ends with (every fastcf command has one: the tests run them)"
+    return f"example ({_NEEDS[command]}):\n  {EXAMPLES[command]}" if command in EXAMPLES else None
 
 class _Parser(argparse.ArgumentParser):
     "An argparse parser whose errors are one line (a `UsageError`) instead of the usage text and `sys.exit`"
     def error(self, message): raise UsageError(f"{self.prog}: error: {message} (see '{self.prog} --help')")
 
+def _help(doc, default) -> str:
+    "An option's help: its docments comment, and its default unless that is None, a flag's False, or already said"
+    doc = (doc or '').replace('%', '%%')                  # argparse %-formats help strings
+    if default is None or isinstance(default, bool) or '(default' in doc: return doc
+    return f"{doc} (default {default:g})" if isinstance(default, float) else f"{doc} (default {default})"
+
+def call_command(func, args:argparse.Namespace):
+    "Call the command `func` with the values `args` holds for its parameters"
+    return func(**{name: getattr(args, name) for name in inspect.signature(func).parameters})
+
+def add_command(
+    subparsers,                 # from `ArgumentParser.add_subparsers`
+    func,                       # the command: `cmd_NAME`, its docstring the one-line help
+) -> argparse.ArgumentParser:
+    "Add `func` as the subcommand NAME, its arguments read from its signature (`call_command` calls it)"
+    name = func.__name__.removeprefix('cmd_')
+    p = subparsers.add_parser(name, help=func.__doc__, description=func.__doc__, epilog=_epilog(name),
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    hints, docs = get_type_hints(func), docments(func)
+    for key, param in inspect.signature(func).parameters.items():
+        anno, default = hints.get(key, str), (None if param.default is param.empty else param.default)
+        kw = dict(help=_help(docs.get(key), default))
+        flag = '--' + key.replace('_', '-')
+        if anno is bool: p.add_argument(flag, action='store_true', **kw); continue
+        if get_origin(anno) is Literal: kw['choices'] = list(get_args(anno))
+        elif anno is not str: kw['type'] = anno
+        if param.kind is param.POSITIONAL_OR_KEYWORD: p.add_argument(key, **kw)
+        else: p.add_argument(flag, required=param.default is param.empty, default=default, **kw)
+    p.set_defaults(func=partial(call_command, func))
+    return p
+
 def build_parser() -> argparse.ArgumentParser:
+    "The `fastcf` parser: one subcommand per `cmd_` function"
     p = _Parser(prog='fastcf', description='Collaborative filtering for fastai: train, export, recommend, evaluate.',
                 epilog=_epilog(None), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--version', action='version', version=f"fastcf {fastcf.__version__}")
     sub = p.add_subparsers(dest='command', metavar='COMMAND')
-    fmt = argparse.RawDescriptionHelpFormatter
-    whole, positive, at_least_0 = number(int, at_least=1), number(above=0), number(at_least=0)
-    seed, batch = number(int, at_least=0, below=2**32), number(int, at_least=1, below=2**31)
-    d = sub.add_parser('demo', help='the whole flow on built-in bio-shaped data', epilog=_epilog('demo'), formatter_class=fmt)
-    d.add_argument('--small', action='store_true', help='3,000 × 200 instead of 45,854 × 488')
-    d.add_argument('--nn', action='store_true', help='EmbeddingNN instead of EmbeddingDotBias')
-    d.add_argument('--epochs', type=whole, default=4)
-    d.add_argument('--lr', type=positive, help='max learning rate (default 1e-2 with --small, else 3e-2)')
-    d.add_argument('--wd', type=at_least_0, default=0.1); d.add_argument('--n-factors', type=whole, default=50)
-    d.add_argument('--bs', type=batch, help='batch size (default 256 with --small, else 4096)'); d.add_argument('--seed', type=seed, default=42)
-    d.add_argument('--relevance', type=number(), default=7.0, help='held-out activity that counts as a hit (default 7)')
-    d.add_argument('--compare-fastai', action='store_true', help="also train fastai's own model and compare the losses")
-    d.add_argument('--out', default='fastcf-demo', help='folder for model.fcf and the recommendations (default fastcf-demo)')
-    d.set_defaults(func=cmd_demo)
-    f = sub.add_parser('fit', help='train a model on a ratings CSV and save its export', epilog=_epilog('fit'), formatter_class=fmt)
-    f.add_argument('ratings', help='CSV (or .parquet) of ratings'); f.add_argument('--user', required=True, help='user column')
-    f.add_argument('--item', required=True, help='item column'); f.add_argument('--rating', required=True, help='rating column')
-    f.add_argument('--epochs', type=whole, default=5); f.add_argument('--lr', type=positive, default=5e-3)
-    f.add_argument('--wd', type=at_least_0, default=0.1); f.add_argument('--n-factors', type=whole, default=50)
-    f.add_argument('--nn', action='store_true', help='EmbeddingNN instead of EmbeddingDotBias')
-    f.add_argument('--layers', type=layer_sizes, help='NN hidden sizes, e.g. 100,50')
-    f.add_argument('--y-range', type=y_range_text, help="LO,HI of the sigmoid output, 'none' for no sigmoid (default: data range ±10%%)")
-    f.add_argument('--valid-pct', type=number(above=0, below=1), default=0.2); f.add_argument('--seed', type=seed, default=42)
-    f.add_argument('--bs', type=batch, default=64, help='batch size (default 64, as fastai)')
-    f.add_argument('--out', required=True, help='export file to write, e.g. model.fcf')
-    f.set_defaults(func=cmd_fit, check=check_fit)
-    r = sub.add_parser('recommend', help='top-K items per user from an export (no fastai needed)', epilog=_epilog('recommend'), formatter_class=fmt)
-    r.add_argument('model', help='export file written by fastcf fit or CollabExport.save')
-    r.add_argument('--k', type=whole, default=50, help='recommendations per user (default 50)')
-    r.add_argument('--users', help='file of user IDs to rank for (one per line, or a CSV with the user column)')
-    r.add_argument('--items', help='file of candidate item IDs (default: every item)')
-    r.add_argument('--exclude', help='CSV of (user, item) pairs never to recommend, e.g. the training ratings')
-    r.add_argument('--new-users', help='CSV of ratings by users not in the model: fold them in and rank them')
-    r.add_argument('--unknown', choices=['raise', 'drop'], default='raise', help='unknown IDs in --users/--items (default raise)')
-    r.add_argument('--device', type=device_name, default=None, help="'cpu', 'cuda' or 'cuda:N' (default: GPU if available)")
-    r.add_argument('--out', required=True, help="recs.csv, or recs.parquet with pyarrow (pip install 'fastcf[parquet]')")
-    r.set_defaults(func=cmd_recommend)
-    e = sub.add_parser('evaluate', help='ranking metrics of recommendations against held-out ratings', epilog=_epilog('evaluate'), formatter_class=fmt)
-    e.add_argument('recs', help='recommendations (.parquet or .csv) from fastcf recommend')
-    e.add_argument('heldout', help='CSV of held-out (user, item[, rating]) pairs, same column names as the recommendations')
-    e.add_argument('--k', type=whole, default=10); e.add_argument('--relevance', type=number(), help='minimum rating that counts as relevant')
-    e.add_argument('--user'); e.add_argument('--item'); e.add_argument('--rating', help='rating column of the held-out file')
-    e.add_argument('--catalogue', type=whole, help='number of items in the catalogue, for coverage')
-    e.add_argument('--json', action='store_true', help='print the metrics as JSON')
-    e.set_defaults(func=cmd_evaluate)
-    i = sub.add_parser('info', help='what an export file holds', epilog=_epilog('info'), formatter_class=fmt)
-    i.add_argument('model'); i.set_defaults(func=cmd_info)
+    for func in (cmd_demo, cmd_fit, cmd_recommend, cmd_evaluate, cmd_info): add_command(sub, func)
     return p
 
 def main(argv=None) -> int:
@@ -538,7 +530,6 @@ def main(argv=None) -> int:
     except UsageError as e: print(e, file=sys.stderr); return 2
     if args.command is None: parser.print_help(); return 2
     try:
-        if getattr(args, 'check', None): args.check(args)
         args.func(args)
     except (UsageError, ExportFormatError, FileNotFoundError, IsADirectoryError, PermissionError, KeyError, ValueError, ImportError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)

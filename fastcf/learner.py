@@ -14,7 +14,8 @@ import numpy as np
 from .models import EmbeddingDotBias, EmbeddingNN, emb_sz_rule
 
 # %% auto #0
-__all__ = ['get_emb_sz', 'collab_learner', 'seen_pairs', 'CollabDataLoaders', 'EmbeddingDotBias', 'EmbeddingNN']
+__all__ = ['get_emb_sz', 'collab_learner', 'seen_pairs', 'FloatLosses', 'default_bs', 'default_threads', 'train',
+           'CollabDataLoaders', 'EmbeddingDotBias', 'EmbeddingNN']
 
 # %% ../nbs/00a_learner.ipynb #50fb14be
 _all_ = ['CollabDataLoaders', 'EmbeddingDotBias', 'EmbeddingNN']
@@ -91,3 +92,71 @@ def recommend_all(self:Learner,
         if exclude is not None: raise ValueError("pass either exclude (your own pairs) or exclude_seen=True, not both")
         exclude = seen_pairs(self)
     return recommend(from_learner(self), k=k, exclude=exclude, **kwargs)
+
+# %% ../nbs/00a_learner.ipynb #35549d19
+import torch, pandas as pd
+from fastai.callback.core import Callback
+from fastai.learner import Recorder
+
+class FloatLosses(Callback):
+    "Keep the Recorder's per-batch smoothed loss as a float, not a tensor: kept tensors grow memory ~55-75 MB per 1,000 batches"
+    order = Recorder.order + 1
+    def after_batch(self):
+        losses = self.recorder.losses
+        if self.training and losses and torch.is_tensor(losses[-1]): losses[-1] = losses[-1].item()
+
+# %% ../nbs/00a_learner.ipynb #d6e31e89
+def default_bs(n_train:int) -> int:
+    "`train`'s batch size for `n_train` training rows: the power of two nearest `n_train / 1000`, from 64 to 4096"
+    return int(min(4096, max(64, 2 ** round(np.log2(max(n_train, 1) / 1000)))))
+
+# %% ../nbs/00a_learner.ipynb #a08b673c
+def default_threads(bs:int) -> int:
+    "`train`'s torch CPU threads for batch size `bs`: 1 below 2048 rows (too little work to split), torch's own setting from 2048 up"
+    return 1 if bs < 2048 else torch.get_num_threads()
+
+# %% ../nbs/00a_learner.ipynb #861ef954
+def train(
+    ratings:pd.DataFrame,   # the ratings, one row per (user, item) pair
+    user:str,               # user column
+    item:str,               # item column
+    rating:str,             # rating column
+    epochs:int=5,           # epochs of `fit_one_cycle`, at least 1
+    lr:float=5e-3,          # its maximum learning rate
+    wd:float=0.1,           # weight decay
+    n_factors:int=50,       # factors of the dot model
+    use_nn:bool=False,      # `EmbeddingNN` instead of `EmbeddingDotBias`
+    layers=None,            # NN hidden sizes (default [100, 50])
+    y_range=None,           # (low, high) of the output sigmoid, or None
+    valid_pct:float=0.2,    # fraction of the rows held out for the validation loss
+    seed:int=42,            # seed of the split, the initial weights and the batch order
+    bs:int=None,            # batch size; None: `default_bs` of the training rows (about 1,000 batches an epoch)
+    threads:int=None,       # torch CPU threads while training (restored after); None: `default_threads(bs)`
+    library:str='fastcf',   # 'fastcf' or 'fastai': whose `collab_learner` builds the model
+    cbs:list=None,          # extra fastai Callbacks for the Learner
+    log=print,              # called with one line per epoch
+) -> Learner:
+    "Train a collaborative-filtering Learner on `ratings` (columns by name) with `fit_one_cycle`; returns the Learner"
+    from fastai.torch_core import set_seed
+    from fastai.collab import collab_learner as fastai_collab_learner
+    if epochs < 1: raise ValueError(f"epochs must be at least 1, got {epochs}")
+    if not 0 < valid_pct < 1: raise ValueError(f"valid_pct must be between 0 and 1, got {valid_pct}")
+    if library not in ('fastcf', 'fastai'): raise ValueError(f"library must be 'fastcf' or 'fastai', got {library!r}")
+    if bs is None: bs = default_bs(round(len(ratings) * (1 - valid_pct)))
+    if bs < 1: raise ValueError(f"batch size must be at least 1, got {bs}")
+    if threads is None: threads = default_threads(bs)
+    if threads < 1: raise ValueError(f"threads must be at least 1 (or None), got {threads}")
+    set_seed(seed, reproducible=True)
+    dls = CollabDataLoaders.from_df(ratings[[user, item, rating]], user_name=user, item_name=item, rating_name=rating,
+                                    valid_pct=valid_pct, seed=seed, bs=bs)
+    kw = dict(use_nn=True, layers=layers or [100, 50]) if use_nn else dict(n_factors=n_factors)
+    make = collab_learner if library == 'fastcf' else fastai_collab_learner
+    learn = make(dls, y_range=y_range, cbs=[FloatLosses(), *(cbs or [])], **kw)
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, lr, wd=wd)
+    finally: torch.set_num_threads(old_threads)
+    for epoch, (train_loss, valid_loss) in enumerate(learn.recorder.values):
+        log(f"  epoch {epoch}: train loss {train_loss:.4f}  valid loss {valid_loss:.4f}")
+    return learn

@@ -123,6 +123,7 @@ def test_unknown_drop_warns_and_continues(files):
     (('--valid-pct', 0), "argument --valid-pct: must be a finite number > 0 and < 1, got '0'"),
     (('--nn', '--layers', '100,0'), "argument --layers: must be comma-separated sizes >= 1 such as 100,50, got '100,0'"),
     (('--epochs', 2.5), "argument --epochs: must be a whole number >= 1, got '2.5'"),
+    (('--threads', 0), "argument --threads: must be a whole number >= 1, got '0'"),
 ])
 def test_fit_bad_numbers(tmp_path, extra, expected):
     (tmp_path / 'r.csv').write_text('u,i,r\n' + ''.join(f'{u},{i},{(u + i) % 5 + 1}\n' for u in range(20) for i in range(10)))
@@ -140,6 +141,7 @@ def test_fit_bad_numbers(tmp_path, extra, expected):
     (('demo', '--bs', 0), "argument --bs: must be a whole number >= 1 and < 2,147,483,648, got '0'"),
     (('demo', '--lr', 'inf'), "argument --lr: must be a finite number > 0, got 'inf'"),
     (('demo', '--relevance=-inf'), "argument --relevance: must be a finite number, got '-inf'"),
+    (('demo', '--threads', 'two'), "argument --threads: must be a whole number >= 1, got 'two'"),
 ])
 def test_other_bad_numbers(tmp_path, argv, expected):
     assert_usage_error(run(*argv, cwd=tmp_path), expected)

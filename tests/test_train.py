@@ -1,5 +1,5 @@
-"""`fastcf.cli.train`: flat memory over an epoch of small batches, one torch thread while training (restored after),
-the batch size chosen by data size, and `fastcf demo --small` with its own defaults still beating popularity."""
+"""`fastcf.learner.train`: flat memory over an epoch of small batches, one torch thread below a batch of 2048 rows
+(restored after), the batch size chosen by data size, and `fastcf demo --small` with its own defaults still beating popularity."""
 import json, os, subprocess, sys
 from pathlib import Path
 import numpy as np, pandas as pd, pytest, torch
@@ -10,7 +10,7 @@ RSS_SCRIPT = r'''
 import json, os, torch
 from fastai.callback.core import Callback
 from fastcf.data import synthetic_ratings
-from fastcf.cli import train
+from fastcf.learner import train
 PAGE = os.sysconf('SC_PAGE_SIZE')
 class RSS(Callback):
     "Resident memory (bytes) every 250 training batches, read from /proc/self/statm"
@@ -46,26 +46,24 @@ def small_ratings():
     return synthetic_ratings(n_users=300, n_items=60, seed=0)
 
 
-def test_one_thread_while_training_then_restored(small_ratings):
-    "Many torch threads on small ops and a shared 2-core machine made a batch 3-6× slower (see bench/bench_train.py)"
+def test_threads_by_batch_size_then_restored(small_ratings):
+    "Below bs 2048 one thread (two made a batch many times slower on a shared 2-core machine); from 2048 torch's own setting"
     from fastai.callback.core import Callback
-    from fastcf.cli import train
+    from fastcf.learner import train
     class Threads(Callback):
         def before_fit(self): self.seen = torch.get_num_threads()
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        probe = Threads()
-        train(small_ratings, 'user', 'item', 'rating', epochs=1, cbs=[probe], log=lambda line: None)
-        assert probe.seen == 1 and torch.get_num_threads() == 2
-        probe = Threads()
-        train(small_ratings, 'user', 'item', 'rating', epochs=1, threads=None, cbs=[probe], log=lambda line: None)
-        assert probe.seen == 2
+        for kw, expected in [({}, 1), (dict(bs=2048), 2), (dict(bs=2048, threads=1), 1), (dict(threads=2), 2)]:
+            probe = Threads()
+            train(small_ratings, 'user', 'item', 'rating', epochs=1, valid_pct=0.4, cbs=[probe], log=lambda line: None, **kw)
+            assert (probe.seen, torch.get_num_threads()) == (expected, 2), kw
     finally: torch.set_num_threads(before)
 
 
 def test_recorder_losses_are_floats(small_ratings):
-    from fastcf.cli import train
+    from fastcf.learner import train
     learn = train(small_ratings, 'user', 'item', 'rating', epochs=2, log=lambda line: None)
     assert len(learn.recorder.losses) == 2 * len(learn.dls.train)
     assert all(type(loss) is float for loss in learn.recorder.losses)
@@ -73,25 +71,45 @@ def test_recorder_losses_are_floats(small_ratings):
 
 def test_default_batch_size_rule():
     "The power of two nearest (training rows / 1000), from 64 to 4096"
-    from fastcf.cli import _default_bs
+    from fastcf.learner import default_bs
     cases = {1: 64, 10_000: 64, 80_000: 64, 90_000: 64, 91_000: 128, 200_000: 256, 800_000: 1024,
              1_450_000: 2048, 3_000_000: 4096, 25_000_000: 4096}
-    assert {n: _default_bs(n) for n in cases} == cases
+    assert {n: default_bs(n) for n in cases} == cases
 
 
 def test_train_picks_the_batch_size_by_data_size():
     from fastcf.data import synthetic_ratings
-    from fastcf.cli import train
+    from fastcf.learner import train
     ratings = synthetic_ratings(n_users=6000, n_items=100, density=0.2, seed=0)      # 120k rows: 96k for training
     assert 90_510 < 0.8 * len(ratings) < 181_020            # 2**6.5 and 2**7.5 thousand: the rule gives 128
-    learn = train(ratings, 'user', 'item', 'rating', epochs=0, log=lambda line: None)
+    learn = train(ratings, 'user', 'item', 'rating', epochs=1, log=lambda line: None)
     assert learn.dls.train.bs == 128 and learn.dls.valid.bs == 128
 
 
-def test_bad_batch_size_and_threads(small_ratings):
-    from fastcf.cli import train
+def test_bad_batch_size_threads_and_epochs(small_ratings):
+    from fastcf.learner import train
     with pytest.raises(ValueError, match='batch size must be at least 1, got 0'): train(small_ratings, 'user', 'item', 'rating', bs=0)
     with pytest.raises(ValueError, match='threads must be at least 1'): train(small_ratings, 'user', 'item', 'rating', threads=0)
+    # 0 epochs used to return a Learner with an empty recorder, and `fastcf fit` then failed reading its last loss
+    with pytest.raises(ValueError, match='epochs must be at least 1, got 0'): train(small_ratings, 'user', 'item', 'rating', epochs=0)
+
+
+def test_cli_train_is_the_learners():
+    "`from fastcf.cli import train` keeps working: the same function, now in fastcf.learner"
+    from fastcf.cli import train as cli_train
+    from fastcf.learner import train
+    assert cli_train is train
+
+
+def test_fit_defaults_are_trains():
+    "`fastcf fit`'s defaults (its signature) and `train`'s agree, so the command trains as the function does"
+    import inspect
+    from fastcf.cli import cmd_fit
+    from fastcf.learner import train
+    fit, lib = inspect.signature(cmd_fit).parameters, inspect.signature(train).parameters
+    shared = ['epochs', 'lr', 'wd', 'n_factors', 'valid_pct', 'seed', 'bs', 'threads', 'layers']
+    assert {n: fit[n].default for n in shared} == {n: lib[n].default for n in shared}
+    assert fit['nn'].default == lib['use_nn'].default
 
 
 def test_demo_small_defaults(tmp_path, capsys):
