@@ -6,7 +6,6 @@ Docs: https://fastcf.github.io/fastcf/explain.html.md"""
 
 # %% ../nbs/09_explain.ipynb #5d5ce846
 from __future__ import annotations
-import warnings
 import numpy as np, pandas as pd
 from .export import CollabExport
 from .predict import id_rows, check_columns
