@@ -185,17 +185,34 @@ def __getattr__(name):
         return train
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
+def _fit_implicit(ratings, user, item, rating, weight, path, **kwargs):
+    "`fastcf fit --implicit`: positives (and an optional weight column) in, `train_implicit`, the export out"
+    if rating is not None: raise UsageError(f"--implicit trains on positives only: drop --rating {rating} (a count column is --weight)")
+    df = read_table(ratings, [user, item] + ([weight] if weight else []), ids={user: None, item: None},
+                    numeric=[weight] if weight else [], what='positives file')
+    print(f"training on {len(df):,} positives ({df[user].nunique():,} {user} × {df[item].nunique():,} {item}), loss {kwargs['loss']}")
+    from fastcf.implicit import train_implicit
+    learn = train_implicit(df, user, item, weight=weight, **kwargs)
+    from fastcf.export import from_learner
+    saved = from_learner(learn).save(path)
+    print(f"saved {saved} ({saved.stat().st_size / 1e6:.1f} MB)")
+
 def cmd_fit(
     ratings:str,                # CSV (or .parquet) of ratings, one row per (user, item) pair
     *,
     user:str,                   # user column
     item:str,                   # item column
-    rating:str,                 # rating column
     out:str,                    # export file to write, e.g. model.fcf
-    epochs:whole=5,             # epochs of fit_one_cycle
-    lr:positive=5e-3,           # its maximum learning rate
-    wd:non_negative=0.1,        # weight decay
-    n_factors:whole=50,         # factors of the dot model
+    rating:str=None,            # rating column (required, except with --implicit)
+    implicit:bool=False,        # the file holds positives only (clicks, plays, actives): train with sampled negatives and a ranking loss
+    weight:str=None,            # with --implicit: optional count column of the positives (e.g. plays), log1p loss weights
+    loss:Literal['bpr', 'bce', 'sampled_softmax']='bpr', # with --implicit: the ranking loss
+    n_neg:whole=4,              # with --implicit: negatives sampled per positive, fresh every epoch
+    neg_sampling:Literal['uniform', 'popularity']='uniform', # with --implicit: how negatives are drawn
+    epochs:whole=None,          # epochs of fit_one_cycle (default: train's 5, or train_implicit's 10 with --implicit)
+    lr:positive=None,           # its maximum learning rate (default: 0.005, or 0.01 with --implicit)
+    wd:non_negative=None,       # weight decay (default: 0.1, or 0.0001 with --implicit)
+    n_factors:whole=None,       # factors (default: 50, or 64 with --implicit)
     nn:bool=False,              # EmbeddingNN instead of EmbeddingDotBias
     layers:layer_sizes=None,    # NN hidden sizes, e.g. 100,50 (default 100,50)
     y_range:y_range_text=None,  # LO,HI of the sigmoid output, 'none' for no sigmoid (default: the data's range ±10%)
@@ -204,10 +221,16 @@ def cmd_fit(
     bs:batch_size=None,         # batch size (default: the power of two nearest training ratings / 1000, from 64 to 4096)
     threads:whole=None,         # torch CPU threads while training (default: 1 below --bs 2048, else torch's setting)
 ):
-    "train a model on a ratings CSV and save its export"
+    "train a model on a ratings CSV (or positives, with --implicit) and save its export"
     path = Path(out)
     if path.is_dir(): raise UsageError(f"--out {out!r} is a directory; give a file name such as model.fcf")
     if layers and not nn: raise UsageError(f"--layers {layers} sets the hidden sizes of --nn models; add --nn or leave it out")
+    given = {k: v for k, v in dict(epochs=epochs, lr=lr, wd=wd, n_factors=n_factors).items() if v is not None}   # else the trainer's default
+    if implicit: return _fit_implicit(ratings, user, item, rating, weight, path, loss=loss, n_neg=n_neg, neg_sampling=neg_sampling,
+                                      use_nn=nn, valid_pct=valid_pct, seed=seed, bs=bs, **given)
+    if rating is None: raise UsageError("fit needs --rating (the rating column), or --implicit for a file of positives")
+    for opt, v in (('--weight', weight), ('--loss', loss != 'bpr'), ('--n-neg', n_neg != 4), ('--neg-sampling', neg_sampling != 'uniform')):
+        if v: raise UsageError(f"{opt} is for --implicit training; add --implicit or leave it out")
     df = read_table(ratings, [user, item, rating], ids={user: None, item: None}, numeric=[rating], unique=[user, item],
                     what='ratings file')
     check_fit(ratings, len(df), bs, valid_pct)
@@ -215,8 +238,8 @@ def cmd_fit(
     print(f"training {'EmbeddingNN' if nn else 'EmbeddingDotBias'} on {len(df):,} ratings "
           f"({df[user].nunique():,} {user} × {df[item].nunique():,} {item}), y_range={y_range}")
     from fastcf.learner import train
-    learn = train(df, user, item, rating, epochs=epochs, lr=lr, wd=wd, n_factors=n_factors, use_nn=nn,
-                  layers=_layers(layers) if layers else None, y_range=y_range, valid_pct=valid_pct, seed=seed, bs=bs, threads=threads)
+    learn = train(df, user, item, rating, use_nn=nn, layers=_layers(layers) if layers else None, y_range=y_range,
+                  valid_pct=valid_pct, seed=seed, bs=bs, threads=threads, **given)
     from fastcf.export import from_learner
     saved = from_learner(learn).save(path)
     print(f"saved {saved} ({saved.stat().st_size / 1e6:.1f} MB); valid RMSE {float(learn.recorder.values[-1][1]) ** 0.5:.4f}")
@@ -397,9 +420,13 @@ def cmd_demo(
     seed:seed_number=42,        # seed of the data, the split and the training
     relevance:finite=7.0,       # held-out activity that counts as a hit
     compare_fastai:bool=False,  # also train fastai's own model and compare the losses
+    implicit:bool=False,        # implicit feedback instead: binarised activities (active when pchembl >= 7), BPR, against popularity (uses --small, --seed, --out)
     out:str='fastcf-demo',      # folder for model.fcf and the recommendations
 ) -> dict:
     "the whole flow on built-in bio-shaped data"
+    if implicit:
+        from fastcf.implicit import implicit_demo
+        return implicit_demo(small=small, seed=seed, out='fastcf-demo-implicit' if out == 'fastcf-demo' else out)
     from fastcf.data import synthetic_ratings
     from fastcf.evaluate import split_by_user, ranking_metrics, rmse
     from fastcf.export import from_learner

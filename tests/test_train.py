@@ -107,9 +107,16 @@ def test_fit_defaults_are_trains():
     from fastcf.cli import cmd_fit
     from fastcf.learner import train
     fit, lib = inspect.signature(cmd_fit).parameters, inspect.signature(train).parameters
-    shared = ['epochs', 'lr', 'wd', 'n_factors', 'valid_pct', 'seed', 'bs', 'threads', 'layers']
+    shared = ['valid_pct', 'seed', 'bs', 'threads', 'layers']
     assert {n: fit[n].default for n in shared} == {n: lib[n].default for n in shared}
     assert fit['nn'].default == lib['use_nn'].default
+    # these four default to None, the trainer's own default (train's, or train_implicit's with --implicit), and --help says which
+    from fastcore.docments import docments
+    from fastcf.implicit import train_implicit
+    imp, docs = inspect.signature(train_implicit).parameters, docments(cmd_fit)
+    for n in ['epochs', 'lr', 'wd', 'n_factors']:
+        assert fit[n].default is None, n
+        for value in (lib[n].default, imp[n].default): assert f"{value:g}" in docs[n], (n, value, docs[n])
 
 
 def test_demo_small_defaults(tmp_path, capsys):
