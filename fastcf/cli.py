@@ -219,7 +219,7 @@ def cmd_fit(
     valid_pct:fraction=0.2,     # fraction of the ratings held out for the validation loss
     seed:seed_number=42,        # seed of the split, the initial weights and the batch order
     bs:batch_size=None,         # batch size (default: the power of two nearest training ratings / 1000, from 64 to 4096)
-    threads:whole=None,         # torch CPU threads while training (default: 1 below --bs 2048, else torch's setting)
+    threads:whole=None,         # torch CPU threads while training (default: 1 when the machine is busy, else torch's setting)
 ):
     "train a model on a ratings CSV (or positives, with --implicit) and save its export"
     path = Path(out)
@@ -416,7 +416,7 @@ def cmd_demo(
     wd:non_negative=0.1,        # weight decay
     n_factors:whole=50,         # factors of the dot model
     bs:batch_size=None,         # batch size (default 512 with --small, else 4096)
-    threads:whole=None,         # torch CPU threads while training (default: 1 below --bs 2048, else torch's setting)
+    threads:whole=None,         # torch CPU threads while training (default: 1 when the machine is busy, else torch's setting)
     seed:seed_number=42,        # seed of the data, the split and the training
     relevance:finite=7.0,       # held-out activity that counts as a hit
     compare_fastai:bool=False,  # also train fastai's own model and compare the losses

@@ -94,7 +94,7 @@ def recommend_all(self:Learner,
     return recommend(from_learner(self), k=k, exclude=exclude, **kwargs)
 
 # %% ../nbs/00a_learner.ipynb #35549d19
-import torch, pandas as pd
+import os, torch, pandas as pd
 from fastai.callback.core import Callback
 from fastai.learner import Recorder
 
@@ -111,9 +111,14 @@ def default_bs(n_train:int) -> int:
     return int(min(4096, max(64, 2 ** round(np.log2(max(n_train, 1) / 1000)))))
 
 # %% ../nbs/00a_learner.ipynb #a08b673c
-def default_threads(bs:int) -> int:
-    "`train`'s torch CPU threads for batch size `bs`: 1 below 2048 rows (too little work to split), torch's own setting from 2048 up"
-    return 1 if bs < 2048 else torch.get_num_threads()
+def default_threads(
+    load:float=None,        # the machine's 1-minute load average (None: `os.getloadavg()`, where the OS has one)
+) -> int:
+    "`train`'s torch CPU threads: 1 when other work already holds the cores (load >= cores - 0.5), else torch's own setting"
+    if load is None:
+        try: load = os.getloadavg()[0]
+        except (AttributeError, OSError): return torch.get_num_threads()       # no load average (Windows): torch's setting
+    return 1 if load >= (os.cpu_count() or 1) - 0.5 else torch.get_num_threads()
 
 # %% ../nbs/00a_learner.ipynb #861ef954
 def train(
@@ -131,7 +136,7 @@ def train(
     valid_pct:float=0.2,    # fraction of the rows held out for the validation loss
     seed:int=42,            # seed of the split, the initial weights and the batch order
     bs:int=None,            # batch size; None: `default_bs` of the training rows (about 1,000 batches an epoch)
-    threads:int=None,       # torch CPU threads while training (restored after); None: `default_threads(bs)`
+    threads:int=None,       # torch CPU threads while training (restored after); None: `default_threads()`, by the machine's load
     library:str='fastcf',   # 'fastcf' or 'fastai': whose `collab_learner` builds the model
     cbs:list=None,          # extra fastai Callbacks for the Learner
     log=print,              # called with one line per epoch
@@ -144,7 +149,7 @@ def train(
     if library not in ('fastcf', 'fastai'): raise ValueError(f"library must be 'fastcf' or 'fastai', got {library!r}")
     if bs is None: bs = default_bs(round(len(ratings) * (1 - valid_pct)))
     if bs < 1: raise ValueError(f"batch size must be at least 1, got {bs}")
-    if threads is None: threads = default_threads(bs)
+    if threads is None: threads = default_threads()
     if threads < 1: raise ValueError(f"threads must be at least 1 (or None), got {threads}")
     set_seed(seed, reproducible=True)
     dls = CollabDataLoaders.from_df(ratings[[user, item, rating]], user_name=user, item_name=item, rating_name=rating,

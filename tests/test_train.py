@@ -46,19 +46,23 @@ def small_ratings():
     return synthetic_ratings(n_users=300, n_items=60, seed=0)
 
 
-def test_threads_by_batch_size_then_restored(small_ratings):
-    "Below bs 2048 one thread (two made a batch many times slower on a shared 2-core machine); from 2048 torch's own setting"
+def test_threads_by_load_then_restored(small_ratings, monkeypatch):
+    "One thread when other work holds the cores (two made a batch many times slower on a busy 2-core machine), else torch's own"
+    import os
     from fastai.callback.core import Callback
     from fastcf.learner import train
     class Threads(Callback):
         def before_fit(self): self.seen = torch.get_num_threads()
     before = torch.get_num_threads()
+    cores = os.cpu_count()
     try:
         torch.set_num_threads(2)
-        for kw, expected in [({}, 1), (dict(bs=2048), 2), (dict(bs=2048, threads=1), 1), (dict(threads=2), 2)]:
+        for load, kw, expected in [(3. * cores, {}, 1), (0., {}, 2), (3. * cores, dict(bs=2048), 1), (0., dict(threads=1), 1),
+                                   (3. * cores, dict(threads=2), 2)]:
+            monkeypatch.setattr(os, 'getloadavg', lambda: (load, load, load))
             probe = Threads()
             train(small_ratings, 'user', 'item', 'rating', epochs=1, valid_pct=0.4, cbs=[probe], log=lambda line: None, **kw)
-            assert (probe.seen, torch.get_num_threads()) == (expected, 2), kw
+            assert (probe.seen, torch.get_num_threads()) == (expected, 2), (load, kw)
     finally: torch.set_num_threads(before)
 
 
