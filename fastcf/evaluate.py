@@ -1,4 +1,4 @@
-"""Is the model any good at recommending? A per-user hold-out split, the ranking metrics for top-k lists (precision, recall, NDCG, two MAPs, MRR, hit rate, catalogue coverage) and RMSE — vectorised, so a million users evaluate in seconds.
+"""Is the model any good at recommending? Hold out ratings per user, compare with the popularity baseline, measure catalogue coverage and RMSE; the ranking metrics (precision, recall, NDCG, MAP, MRR, hit rate) are on their own page and re-exported here.
 
 Docs: https://fastcf.github.io/fastcf/evaluate.html.md"""
 
@@ -7,66 +7,16 @@ Docs: https://fastcf.github.io/fastcf/evaluate.html.md"""
 # %% ../nbs/03_evaluate.ipynb #b92279f5
 from __future__ import annotations
 import math, numbers
-from fastcore.meta import delegates
 import numpy as np, pandas as pd
+from .hits import check_missing, check_id_types, duplicate_pairs_error, list_ranks, position_in_group
+from .metrics import (precision_at_k, recall_at_k, ndcg_at_k, map_at_k, map_all_at_k, mrr_at_k, hit_rate_at_k,
+                            ranking_metrics, per_user_metrics)
+_all_ = ['precision_at_k', 'recall_at_k', 'ndcg_at_k', 'map_at_k', 'map_all_at_k', 'mrr_at_k', 'hit_rate_at_k',
+         'ranking_metrics', 'per_user_metrics']
 
 # %% auto #0
-__all__ = ['split_by_user', 'precision_at_k', 'recall_at_k', 'ndcg_at_k', 'map_at_k', 'map_all_at_k', 'mrr_at_k', 'hit_rate_at_k',
-           'ranking_metrics', 'per_user_metrics', 'coverage', 'rmse']
-
-# %% ../nbs/03_evaluate.ipynb #80726901
-def _position_in_group(sorted_codes:np.ndarray) -> np.ndarray:
-    "1-based position of each element within its run of equal values (`sorted_codes` must already be grouped)."
-    n = len(sorted_codes)
-    if n == 0: return np.zeros(0, dtype=np.int64)
-    starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]])
-    return np.arange(n) - np.repeat(starts, np.diff(np.r_[starts, n])) + 1
-
-# %% ../nbs/03_evaluate.ipynb #71ff485a
-def _check_missing(frame:pd.DataFrame, name:str, cols:list):
-    "Raise if any of `cols` in `frame` has a missing value (NaN, None), naming the first rows that do."
-    for col in cols:
-        values = frame[col]
-        if pd.api.types.is_integer_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype): continue   # cannot hold NaN
-        missing = values.isna().to_numpy()
-        if missing.any():
-            rows = frame.index[missing][:5].tolist()
-            raise ValueError(f"{name} has {int(missing.sum())} missing values in {col!r}, in rows {rows}"
-                             f"{' …' if missing.sum() > 5 else ''}: drop or fill them first")
-
-def _id_kind(values:pd.Series) -> str|None:
-    "What kind of IDs a column holds: 'number', 'string', 'boolean', or 'mixed'; None when it is empty of values."
-    dtype = values.dtype
-    if isinstance(dtype, pd.CategoricalDtype): return _id_kind(pd.Series(dtype.categories))
-    if pd.api.types.is_bool_dtype(dtype): return 'boolean'
-    if pd.api.types.is_numeric_dtype(dtype): return 'number'
-    if pd.api.types.is_string_dtype(dtype) and not pd.api.types.is_object_dtype(dtype): return 'string'
-    inferred = pd.api.types.infer_dtype(values, skipna=True)
-    if inferred in ('integer', 'floating', 'mixed-integer-float', 'decimal'): return 'number'
-    if inferred in ('string', 'boolean'): return inferred
-    return None if inferred == 'empty' else 'mixed'
-
-def _first_id(values:pd.Series) -> str:
-    "The first value of `values` as Python writes it, for error messages."
-    return repr(values.iloc[:1].tolist()[0]) if len(values) else 'none'
-
-def _check_id_kinds(first:pd.Series, second:pd.Series, col:str, names:tuple=('recs', 'heldout')):
-    "Raise if two ID columns hold different kinds of IDs (e.g. integers and strings), which could never match."
-    kinds = [_id_kind(first), _id_kind(second)]
-    for name, values, kind in zip(names, (first, second), kinds):
-        if kind == 'mixed':
-            examples = pd.unique(values.dropna().map(type))[:3]
-            raise TypeError(f"{col!r} in {name} mixes kinds of IDs ({', '.join(t.__name__ for t in examples)}): "
-                            "convert them to one type first")
-    if None not in kinds and kinds[0] != kinds[1]:
-        raise TypeError(f"{col!r} holds {kinds[0]} IDs in {names[0]} ({first.dtype}, e.g. {_first_id(first)}) but {kinds[1]} "
-                        f"IDs in {names[1]} ({second.dtype}, e.g. {_first_id(second)}): no ID could match; convert one to the other's type")
-
-def _duplicate_error(name:str, cols:list, pairs:list, count:int) -> ValueError:
-    "The error for repeated (user, item) pairs, naming the first few."
-    shown = ', '.join(str(tuple(v.item() if isinstance(v, np.generic) else v for v in p)) for p in pairs[:3])
-    return ValueError(f"{name} has {count} repeated ({cols[0]}, {cols[1]}) pairs, e.g. {shown}: keep one row per pair "
-                      f"(e.g. {name}.drop_duplicates({list(cols)!r}))")
+__all__ = ['split_by_user', 'popularity_recs', 'coverage', 'rmse', 'precision_at_k', 'recall_at_k', 'ndcg_at_k', 'map_at_k',
+           'map_all_at_k', 'mrr_at_k', 'hit_rate_at_k', 'ranking_metrics', 'per_user_metrics']
 
 # %% ../nbs/03_evaluate.ipynb #3430dbac
 def split_by_user(
@@ -85,7 +35,7 @@ def split_by_user(
     if int(min_train) != min_train or min_train < 0: raise ValueError(f"min_train must be a whole number >= 0, got {min_train}")
     user_col = df.columns[0] if user_col is None else user_col
     item_col = df.columns[1] if item_col is None else item_col
-    _check_missing(df, 'df', [user_col, item_col])
+    check_missing(df, 'df', [user_col, item_col])
     users, user_ids = pd.factorize(df[user_col])
     items, item_ids = pd.factorize(df[item_col])
     # repeated (user, item) rows are one pair: they go to the same side, so no held-out pair is also in train
@@ -97,259 +47,45 @@ def split_by_user(
     # shuffle each user's pairs (a random key, sorted within user) and hold out the first n_held
     order = np.lexsort((np.random.default_rng(seed).random(len(pairs)), pair_user))
     held_pair = np.zeros(len(pairs), dtype=bool)
-    held_pair[order] = _position_in_group(pair_user[order]) <= n_held[pair_user[order]]
+    held_pair[order] = position_in_group(pair_user[order]) <= n_held[pair_user[order]]
     held_rows = held_pair[rows_pair]
     return df[~held_rows], df[held_rows]
 
-# %% ../nbs/03_evaluate.ipynb #3b75cd31
-def _columns(recs, heldout, user_col, item_col, rating_col, relevance, graded=False):
-    "Resolve the user, item and rating column names, and check both frames: columns present, no missing IDs, IDs of one kind."
-    user_col = recs.columns[0] if user_col is None else user_col
-    item_col = recs.columns[1] if item_col is None else item_col
-    if rating_col is None and heldout.shape[1] > 2: rating_col = heldout.columns[2]
-    needs_rating = relevance is not None or graded
-    if needs_rating and rating_col is None:
-        raise ValueError(f"{'relevance' if relevance is not None else 'graded'} needs a rating column: pass rating_col, or give heldout a third column")
-    for name, frame, cols in (('recs', recs, [user_col, item_col]),
-                              ('heldout', heldout, [user_col, item_col] + ([rating_col] if needs_rating else []))):
-        missing = [c for c in cols if c not in frame.columns]
-        if missing: raise ValueError(f"{name} has no column {missing[0]!r}; its columns are {list(frame.columns)}")
-        _check_missing(frame, name, cols)
-    for col in (user_col, item_col): _check_id_kinds(recs[col], heldout[col], col)
-    return user_col, item_col, rating_col
-
-def _ranks(recs:pd.DataFrame, user_col) -> np.ndarray:
-    "Each row's rank in its user's list: the `rank` column, else by `score` descending (stable: ties keep row order)."
-    if 'rank' in recs.columns: return recs['rank'].to_numpy()
-    if 'score' not in recs.columns: raise ValueError("recs needs a 'rank' or a 'score' column to order each user's list")
-    users = pd.factorize(recs[user_col])[0]
-    order = np.lexsort((-recs['score'].to_numpy(dtype=np.float64), users))
-    ranks = np.empty(len(recs), dtype=np.int64)
-    ranks[order] = _position_in_group(users[order])
-    return ranks
-
-# %% ../nbs/03_evaluate.ipynb #99013b25
-def _user_stats(recs, heldout, k, relevance, user_col, item_col, rating_col, users, graded=False) -> dict:
-    "Per evaluated user: relevant held-out items, hits in the top `k`, DCG, summed precision at the hits, reciprocal rank."
-    if int(k) != k or k < 1: raise ValueError(f"k must be a whole number >= 1, got {k}")
-    if users not in ('heldout', 'common'): raise ValueError(f"users must be 'heldout' or 'common', got {users!r}")
-    user_col, item_col, rating_col = _columns(recs, heldout, user_col, item_col, rating_col, relevance, graded)
-    # every held-out (user, item) pair as one integer key, sorted; a repeated pair is an error, not a double count
-    held_users, user_ids = pd.factorize(heldout[user_col])
-    held_items, item_ids = pd.factorize(heldout[item_col])
-    n_users, n_items = len(user_ids), max(len(item_ids), 1)
-    all_keys = held_users.astype(np.int64) * n_items + held_items
-    sorted_keys = np.sort(all_keys)
-    repeated = np.flatnonzero(sorted_keys[1:] == sorted_keys[:-1])
-    if len(repeated):
-        pairs = [(user_ids[key // n_items], item_ids[key % n_items]) for key in sorted_keys[repeated[:3]]]
-        raise _duplicate_error('heldout', [user_col, item_col], pairs, len(np.unique(sorted_keys[repeated])))
-    # the relevant pairs' keys, sorted; for graded NDCG their ratings (the gains) follow them into sorted order
-    ratings = heldout[rating_col].to_numpy() if relevance is not None or graded else None
-    relevant = slice(None) if relevance is None else ratings >= relevance
-    if graded:
-        by_key = np.argsort(all_keys[relevant])
-        keys, gains = all_keys[relevant][by_key], ratings[relevant][by_key].astype(np.float64)
-    else: keys, gains = (sorted_keys if relevance is None else np.sort(all_keys[relevant])), None
-    if graded and len(gains) and gains.min() <= 0:
-        raise ValueError(f"graded NDCG uses the ratings as gains, so they must be > 0; heldout has {rating_col!r} = {float(gains.min())}"
-                         " (pass relevance= to count only the higher ratings)")
-    n_relevant = np.bincount(keys // n_items, minlength=n_users)
-    evaluated = n_relevant > 0
-    if users == 'common':
-        rec_users = pd.Index(user_ids).get_indexer(recs[user_col])
-        in_recs = np.zeros(n_users, dtype=bool); in_recs[rec_users[rec_users >= 0]] = True
-        evaluated &= in_recs
-    if not evaluated.any():
-        raise ValueError("no user to evaluate: no held-out pair is relevant" + (f" at relevance={relevance}" if relevance is not None else "")
-                         + (" among the users in recs" if users == 'common' and n_users else ""))
-    # recommended pairs within the top k (cut first: the lookups below then see k rows per user), for users with held-out items
-    ranks = _ranks(recs, user_col)
-    top = ranks <= k
-    rec_users, rec_items = recs[user_col].array, recs[item_col].array
-    if not top.all(): rec_users, ranks, rec_items = rec_users[top], ranks[top], rec_items[top]
-    rec_users = pd.Index(user_ids).get_indexer(rec_users)
-    known = rec_users >= 0
-    if len(known) and n_users and not known.any():
-        raise ValueError(f"no user of recs is in heldout (e.g. {_first_id(recs[user_col])} in recs, {_first_id(pd.Series(user_ids))} in heldout): "
-                         "check that both frames use the same user IDs")
-    if not known.all(): rec_users, ranks, rec_items = rec_users[known], ranks[known], rec_items[known]
-    # number the recommended items; a (user, item) pair listed twice in a top k would count twice, so it is an error
-    rec_codes, rec_item_ids = pd.factorize(rec_items)
-    rec_pairs = np.sort(rec_users.astype(np.int64) * max(len(rec_item_ids), 1) + rec_codes)
-    repeated = np.flatnonzero(rec_pairs[1:] == rec_pairs[:-1])
-    if len(repeated):
-        found = rec_pairs[repeated[:3]]
-        pairs = [(user_ids[key // len(rec_item_ids)], rec_item_ids[key % len(rec_item_ids)]) for key in found]
-        raise _duplicate_error('recs', [user_col, item_col], pairs, len(np.unique(rec_pairs[repeated])))
-    rec_items = pd.Index(item_ids).get_indexer(rec_item_ids)[rec_codes] if len(rec_codes) else rec_codes
-    rec_keys = rec_users.astype(np.int64) * n_items + rec_items
-    found = np.minimum(np.searchsorted(keys, rec_keys), max(len(keys) - 1, 0))
-    hit = (rec_items >= 0) & (keys[found] == rec_keys) if len(keys) else np.zeros(len(rec_keys), dtype=bool)
-    hit_users, hit_ranks = rec_users[hit], ranks[hit].astype(np.float64)
-    # per-user sums over the hits; for MAP and MRR, hits in rank order within each user
-    order = np.lexsort((hit_ranks, hit_users))
-    hits_so_far = _position_in_group(hit_users[order])
-    n_hits = np.bincount(hit_users, minlength=n_users)
-    hit_gains = gains[found[hit]] if graded else 1.
-    dcg = np.bincount(hit_users, weights=hit_gains / np.log2(1 + hit_ranks), minlength=n_users)
-    precision_sum = np.bincount(hit_users[order], weights=hits_so_far / hit_ranks[order], minlength=n_users)
-    reciprocal_rank = np.bincount(hit_users[order], weights=(hits_so_far == 1) / hit_ranks[order], minlength=n_users)
-    stats = dict(user_ids=user_ids[evaluated], n_relevant=n_relevant[evaluated], n_hits=n_hits[evaluated], dcg=dcg[evaluated],
-                 precision_sum=precision_sum[evaluated], reciprocal_rank=reciprocal_rank[evaluated], k=int(k))
-    if graded:   # the ideal list: each user's relevant items, highest gain first, cut at k
-        key_users = keys // n_items
-        best_first = np.lexsort((-gains, key_users))
-        position = _position_in_group(key_users[best_first])
-        top = position <= k
-        stats['ideal_dcg'] = np.bincount(key_users[best_first][top], weights=gains[best_first][top] / np.log2(1 + position[top]),
-                                         minlength=n_users)[evaluated]
-    return stats
-
-def _per_user(stats:dict) -> dict:
-    "Each metric's value for every evaluated user: the definitions, in one place"
-    n_relevant, n_hits, k = stats['n_relevant'], stats['n_hits'], stats['k']
-    ideal = np.cumsum(1 / np.log2(np.arange(2, k + 2)))       # ideal DCG of a binary list with 1, 2, …, k hits
-    capped = np.minimum(n_relevant, k)
-    ideal_dcg = stats['ideal_dcg'] if 'ideal_dcg' in stats else ideal[capped - 1]
-    return {'precision': n_hits / k, 'recall': n_hits / n_relevant, 'ndcg': stats['dcg'] / ideal_dcg,
-            'map': stats['precision_sum'] / capped, 'map_all': stats['precision_sum'] / n_relevant,
-            'mrr': stats['reciprocal_rank'], 'hit_rate': (n_hits > 0).astype(float)}
-
-def _metric_args(
-    recs:pd.DataFrame,     # recommendations: user, item, score, rank (as `recommend` returns)
-    heldout:pd.DataFrame,  # held-out ratings: user, item, rating
-    k:int=10,              # length of the lists evaluated (each user's top `k`)
-    relevance:float=None,  # a held-out pair is relevant if its rating >= this; None: every held-out pair is relevant
-    user_col:str=None,     # user column, in both frames; None: the first column of `recs`
-    item_col:str=None,     # item column, in both frames; None: the second column of `recs`
-    rating_col:str=None,   # rating column of `heldout`; None: its third column
-    users:str='heldout',   # average over every user with a relevant held-out item ('heldout') or only those also in `recs` ('common')
-):
-    "The arguments every ranking metric takes (documented once, shared with `delegates`)"
-
-def _metric_stats(recs, heldout, k=10, relevance=None, user_col=None, item_col=None, rating_col=None, users='heldout', graded=False) -> dict:
-    "`_user_stats` with the defaults of `_metric_args`"
-    return _user_stats(recs, heldout, k, relevance, user_col, item_col, rating_col, users, graded)
-
-def _mean_metric(name:str, *args, **kwargs) -> float:
-    "Mean over the evaluated users of one metric; arguments as `_metric_args`"
-    return float(np.mean(_per_user(_metric_stats(*args, **kwargs))[name]))
-
-# %% ../nbs/03_evaluate.ipynb #7bed2d2b
-@delegates(_metric_args)
-def precision_at_k(
-    recs:pd.DataFrame,     # recommendations: user, item, score, rank (as `recommend` returns)
-    heldout:pd.DataFrame,  # held-out ratings: user, item, rating
-    k:int=10,              # length of the lists evaluated (each user's top `k`)
-    relevance:float=None,  # a held-out pair is relevant if its rating >= this; None: every held-out pair is relevant
-    **kwargs
-) -> float:
-    "Mean over users of the fraction of the top `k` recommendations that are relevant held-out items."
-    return _mean_metric('precision', recs, heldout, k, relevance, **kwargs)
-
-# %% ../nbs/03_evaluate.ipynb #cd0b3a60
-@delegates(_metric_args)
-def recall_at_k(
-    recs:pd.DataFrame,     # recommendations: user, item, score, rank (as `recommend` returns)
-    heldout:pd.DataFrame,  # held-out ratings: user, item, rating
-    k:int=10,              # length of the lists evaluated (each user's top `k`)
-    relevance:float=None,  # a held-out pair is relevant if its rating >= this; None: every held-out pair is relevant
-    **kwargs
-) -> float:
-    "Mean over users of the fraction of their relevant held-out items found in the top `k`."
-    return _mean_metric('recall', recs, heldout, k, relevance, **kwargs)
-
-# %% ../nbs/03_evaluate.ipynb #b6568e37
-@delegates(_metric_args)
-def ndcg_at_k(
-    recs:pd.DataFrame,     # recommendations: user, item, score, rank (as `recommend` returns)
-    heldout:pd.DataFrame,  # held-out ratings: user, item, rating
-    k:int=10,              # length of the lists evaluated (each user's top `k`)
-    relevance:float=None,  # a held-out pair is relevant if its rating >= this; None: every held-out pair is relevant
-    graded:bool=False,     # gain of a hit: its held-out rating (Recommenders' `score_type='raw'`); False: 1 (binary)
-    **kwargs
-) -> float:
-    "Mean over users of DCG / ideal DCG in the top `k`, with a log₂(1 + rank) discount and binary or graded gains."
-    return _mean_metric('ndcg', recs, heldout, k, relevance, graded=graded, **kwargs)
-
-# %% ../nbs/03_evaluate.ipynb #a82f3e81
-@delegates(_metric_args)
-def map_at_k(
-    recs:pd.DataFrame,     # recommendations: user, item, score, rank (as `recommend` returns)
-    heldout:pd.DataFrame,  # held-out ratings: user, item, rating
-    k:int=10,              # length of the lists evaluated (each user's top `k`)
-    relevance:float=None,  # a held-out pair is relevant if its rating >= this; None: every held-out pair is relevant
-    **kwargs
-) -> float:
-    "Mean over users of average precision at `k`: precision at each hit's rank, summed, divided by min(relevant items, `k`)."
-    return _mean_metric('map', recs, heldout, k, relevance, **kwargs)
-
-# %% ../nbs/03_evaluate.ipynb #a8d52c0e
-@delegates(_metric_args)
-def map_all_at_k(
-    recs:pd.DataFrame,     # recommendations: user, item, score, rank (as `recommend` returns)
-    heldout:pd.DataFrame,  # held-out ratings: user, item, rating
-    k:int=10,              # length of the lists evaluated (each user's top `k`)
-    relevance:float=None,  # a held-out pair is relevant if its rating >= this; None: every held-out pair is relevant
-    **kwargs
-) -> float:
-    "Mean over users of precision at each hit's rank in the top `k`, summed, divided by *all* relevant items (Recommenders' `map`)."
-    return _mean_metric('map_all', recs, heldout, k, relevance, **kwargs)
-
-# %% ../nbs/03_evaluate.ipynb #206297bf
-@delegates(_metric_args)
-def mrr_at_k(
-    recs:pd.DataFrame,     # recommendations: user, item, score, rank (as `recommend` returns)
-    heldout:pd.DataFrame,  # held-out ratings: user, item, rating
-    k:int=10,              # length of the lists evaluated (each user's top `k`)
-    relevance:float=None,  # a held-out pair is relevant if its rating >= this; None: every held-out pair is relevant
-    **kwargs
-) -> float:
-    "Mean over users of 1 / rank of the first relevant item in the top `k` (0 when there is none)."
-    return _mean_metric('mrr', recs, heldout, k, relevance, **kwargs)
-
-# %% ../nbs/03_evaluate.ipynb #62bc4f44
-@delegates(_metric_args)
-def hit_rate_at_k(
-    recs:pd.DataFrame,     # recommendations: user, item, score, rank (as `recommend` returns)
-    heldout:pd.DataFrame,  # held-out ratings: user, item, rating
-    k:int=10,              # length of the lists evaluated (each user's top `k`)
-    relevance:float=None,  # a held-out pair is relevant if its rating >= this; None: every held-out pair is relevant
-    **kwargs
-) -> float:
-    "Fraction of users with at least one relevant held-out item in their top `k`."
-    return _mean_metric('hit_rate', recs, heldout, k, relevance, **kwargs)
-
-# %% ../nbs/03_evaluate.ipynb #b43482b2
-@delegates(_metric_args)
-def ranking_metrics(
-    recs:pd.DataFrame,     # recommendations: user, item, score, rank (as `recommend` returns)
-    heldout:pd.DataFrame,  # held-out ratings: user, item, rating
-    k:int=10,              # length of the lists evaluated (each user's top `k`)
-    relevance:float=None,  # a held-out pair is relevant if its rating >= this; None: every held-out pair is relevant
-    graded:bool=False,     # NDCG with the held-out ratings as gains (as `ndcg_at_k(graded=True)`)
-    **kwargs
-) -> dict:
-    "Precision, recall, NDCG, both MAPs, MRR and hit rate at `k` in one pass, plus the number of users averaged over."
-    per_user = _per_user(_metric_stats(recs, heldout, k, relevance, graded=graded, **kwargs))
-    return {**{name: float(np.mean(values)) for name, values in per_user.items()}, 'n_users': len(per_user['precision'])}
-
-# %% ../nbs/03_evaluate.ipynb #a30bc1fa
-@delegates(_metric_args)
-def per_user_metrics(
-    recs:pd.DataFrame,     # recommendations: user, item, score, rank (as `recommend` returns)
-    heldout:pd.DataFrame,  # held-out ratings: user, item, rating
-    k:int=10,              # length of the lists evaluated (each user's top `k`)
-    relevance:float=None,  # a held-out pair is relevant if its rating >= this; None: every held-out pair is relevant
-    graded:bool=False,     # NDCG with the held-out ratings as gains (as `ndcg_at_k(graded=True)`)
-    **kwargs
+# %% ../nbs/03_evaluate.ipynb #ebb91a37
+def popularity_recs(
+    train:pd.DataFrame,  # training pairs: user, item (one row per interaction; a repeated pair counts again)
+    users,               # who to recommend to (repeats dropped); a user with no training row gets the overall top `k`
+    k:int=10,            # items per user
+    user_col:str=None,   # user column of `train`; None: its first column
+    item_col:str=None,   # item column of `train`; None: its second column
 ) -> pd.DataFrame:
-    "One row per evaluated user: its relevant items, hits, and every metric of `ranking_metrics`."
-    stats = _metric_stats(recs, heldout, k, relevance, graded=graded, **kwargs)
-    user_col = kwargs.get('user_col') or recs.columns[0]
-    return pd.DataFrame({user_col: np.asarray(stats['user_ids']), 'n_relevant': stats['n_relevant'], 'n_hits': stats['n_hits'],
-                         **_per_user(stats)})
+    "The baseline to beat: each user's `k` most popular training items they have not seen, as recommendations [user, item, score, rank]."
+    if isinstance(k, (bool, np.bool_)) or not isinstance(k, numbers.Real) or int(k) != k or k < 1:
+        raise ValueError(f"k must be a whole number >= 1, got {k!r}")
+    user_col = train.columns[0] if user_col is None else user_col
+    item_col = train.columns[1] if item_col is None else item_col
+    missing = [c for c in (user_col, item_col) if c not in train.columns]
+    if missing: raise ValueError(f"train has no column {missing[0]!r}; its columns are {list(train.columns)}")
+    check_missing(train, 'train', [user_col, item_col])
+    users = pd.Series(pd.unique(pd.Series(users, dtype=object if len(users) == 0 else None)))
+    check_missing(pd.DataFrame({user_col: users}), 'users', [user_col])
+    check_id_types(users, train[user_col], user_col, ('users', 'train'))
+    check_id_types(train[item_col], train[item_col], item_col, ('train', 'train'))
+    # most popular first; equal counts by item ID, ascending (a stable sort of the ID-sorted counts)
+    counts = train[item_col].value_counts(sort=False).sort_index().sort_values(ascending=False, kind='stable')
+    user_rows = pd.Index(users).get_indexer(train[user_col])
+    known = user_rows >= 0
+    # a user who saw s items finds k unseen ones among the k + s most popular: no need to look further
+    most_seen = int(np.bincount(user_rows[known]).max()) if known.any() else 0
+    top = counts.iloc[:int(k) + most_seen]
+    item_cols = pd.Index(top.index).get_indexer(train[item_col])
+    in_top = known & (item_cols >= 0)
+    seen = np.zeros((len(users), len(top)), dtype=bool)
+    seen[user_rows[in_top], item_cols[in_top]] = True
+    rank = np.cumsum(~seen, axis=1)
+    rows, cols = np.nonzero(~seen & (rank <= k))
+    return pd.DataFrame({user_col: users.to_numpy()[rows], item_col: top.index.to_numpy()[cols],
+                         'score': top.to_numpy()[cols].astype(np.float32), 'rank': rank[rows, cols]})
 
 # %% ../nbs/03_evaluate.ipynb #b91f1b66
 def _catalogue_size(size) -> int:
@@ -370,8 +106,8 @@ def coverage(
     if int(k) != k or k < 1: raise ValueError(f"k must be a whole number >= 1, got {k}")
     user_col = recs.columns[0] if user_col is None else user_col
     item_col = recs.columns[1] if item_col is None else item_col
-    _check_missing(recs, 'recs', [user_col, item_col])
-    shown = pd.unique(recs[item_col][_ranks(recs, user_col) <= k])
+    check_missing(recs, 'recs', [user_col, item_col])
+    shown = pd.unique(recs[item_col][list_ranks(recs, user_col) <= k])
     if isinstance(catalogue, (numbers.Number, np.bool_)):
         size = _catalogue_size(catalogue)
         if len(shown) > size: raise ValueError(f"{len(shown)} distinct items recommended but the catalogue has only {size}")
@@ -380,7 +116,7 @@ def coverage(
     catalogue = pd.Series(pd.unique(pd.Series(catalogue)))
     if len(catalogue) == 0: raise ValueError("the catalogue is empty")
     if catalogue.isna().any(): raise ValueError("the catalogue has a missing item ID (NaN or None): drop it first")
-    _check_id_kinds(recs[item_col], catalogue, item_col, ('recs', 'the catalogue'))
+    check_id_types(recs[item_col], catalogue, item_col, ('recs', 'the catalogue'))
     return float((pd.Index(catalogue).get_indexer(shown) >= 0).sum() / len(catalogue))
 
 # %% ../nbs/03_evaluate.ipynb #17e4ee0b
@@ -407,12 +143,12 @@ def _join_ratings(true, predicted, true_col, pred_col, user_col, item_col, unmat
                 raise ValueError(f"which column of {name} holds the ratings? It has {others} besides {user_col!r} and {item_col!r}: "
                                  f"pass {'true_col' if name == 'true' else 'pred_col'}=")
             col = others[0]
-        _check_missing(frame, name, [user_col, item_col])
+        check_missing(frame, name, [user_col, item_col])
         repeated = frame.duplicated([user_col, item_col]).to_numpy()
         if repeated.any():
-            raise _duplicate_error(name, [user_col, item_col], frame.loc[repeated, [user_col, item_col]].to_numpy().tolist(), int(repeated.sum()))
+            raise duplicate_pairs_error(name, [user_col, item_col], frame.loc[repeated, [user_col, item_col]].to_numpy().tolist(), int(repeated.sum()))
         cols[name] = col
-    for col in (user_col, item_col): _check_id_kinds(true[col], predicted[col], col, ('true', 'predicted'))
+    for col in (user_col, item_col): check_id_types(true[col], predicted[col], col, ('true', 'predicted'))
     left = true[[user_col, item_col, cols['true']]].set_axis([user_col, item_col, '_true'], axis=1)
     right = predicted[[user_col, item_col, cols['predicted']]].set_axis([user_col, item_col, '_pred'], axis=1)
     joined = left.merge(right, on=[user_col, item_col], how='outer' if unmatched == 'raise' else 'inner', indicator=True, sort=False)
