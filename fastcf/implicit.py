@@ -6,227 +6,24 @@ Docs: https://fastcf.github.io/fastcf/implicit.html.md"""
 
 # %% ../nbs/08_implicit.ipynb #fde87c55
 from __future__ import annotations
-import math, time
+import time
 from pathlib import Path
-import numpy as np, pandas as pd, torch
+import pandas as pd, torch
 import torch.nn.functional as F
-from fastai.data.core import DataLoaders
 from fastai.learner import Learner, Metric
-from .models import NA
+from .implicit_data import (ImplicitDataError, WEIGHT_TRANSFORMS, positives_frame, NegativeSampler, ImplicitDL,
+                                  ImplicitDataLoaders, check_whole)
 from .learner import collab_learner, seen_pairs
 from .export import from_learner
 from .predict import recommend
-from .evaluate import split_by_user, ranking_metrics, coverage
+from .evaluate import split_by_user, ranking_metrics, coverage, popularity_recs
+_all_ = ['ImplicitDataError', 'WEIGHT_TRANSFORMS', 'positives_frame', 'NegativeSampler', 'ImplicitDL', 'ImplicitDataLoaders',
+         'popularity_recs']
 
 # %% auto #0
-__all__ = ['WEIGHT_TRANSFORMS', 'ImplicitDataError', 'positives_frame', 'NegativeSampler', 'ImplicitDL', 'ImplicitDataLoaders',
-           'ImplicitLoss', 'evaluate_implicit', 'RankingMetric', 'ranking_metrics_at', 'implicit_learner',
-           'popularity_recs', 'train_implicit', 'implicit_demo']
-
-# %% ../nbs/08_implicit.ipynb #e1b5f1b3
-class ImplicitDataError(ValueError):
-    "Bad implicit-feedback input; the message names what is wrong"
-
-WEIGHT_TRANSFORMS = {'log1p': np.log1p, 'none': lambda w: w}
-
-def positives_frame(
-    df:pd.DataFrame,         # positives: one row per (user, item) interaction; repeats are collapsed
-    user_name:str=None,      # user column; None: the first column
-    item_name:str=None,      # item column; None: the second column
-    weight_name:str=None,    # optional column of counts or strengths (>= 0), e.g. plays; summed over repeats
-    weight_tfm:str='log1p',  # how a summed weight becomes a loss weight: 'log1p' (damps heavy users' counts) or 'none'
-) -> pd.DataFrame:
-    "The distinct (user, item) positives of `df` with a `weight` column (1 when `weight_name` is None), checked"
-    if not isinstance(df, pd.DataFrame): raise TypeError(f"positives must be a pandas DataFrame, got {type(df).__name__}")
-    if df.shape[1] < 2 and (user_name is None or item_name is None):
-        raise ImplicitDataError(f"the frame needs a user and an item column; its columns are {list(df.columns)}")
-    user_name = df.columns[0] if user_name is None else user_name
-    item_name = df.columns[1] if item_name is None else item_name
-    cols = [user_name, item_name] + ([weight_name] if weight_name is not None else [])
-    missing = [c for c in cols if c not in df.columns]
-    if missing: raise ImplicitDataError(f"no column {missing[0]!r} in the frame; its columns are {list(df.columns)}")
-    if len(df) == 0: raise ImplicitDataError("the frame of positives is empty: there is nothing to train on")
-    if weight_tfm not in WEIGHT_TRANSFORMS: raise ImplicitDataError(f"weight_tfm must be one of {list(WEIGHT_TRANSFORMS)}, got {weight_tfm!r}")
-    na = df[[user_name, item_name]].isna().any(axis=1).to_numpy()
-    if na.any(): raise ImplicitDataError(f"{na.sum()} row(s) have a missing user or item ID, e.g. the row labelled {df.index[na][0]!r}")
-    pos = pd.DataFrame({user_name: df[user_name].to_numpy(), item_name: df[item_name].to_numpy()})
-    if weight_name is None:
-        pos = pos.drop_duplicates(ignore_index=True)
-        pos['weight'] = np.float32(1)
-        return pos
-    w = pd.to_numeric(df[weight_name], errors='coerce').to_numpy(dtype=np.float64)
-    bad = ~np.isfinite(w) | (w < 0)
-    if bad.any():
-        first = np.flatnonzero(bad)[0]
-        raise ImplicitDataError(f"weight column {weight_name!r} must hold finite numbers >= 0; {bad.sum()} do not, e.g. "
-                                f"{df[weight_name].iloc[first]!r} in the row labelled {df.index[first]!r}")
-    pos['weight'] = w
-    pos = pos.groupby([user_name, item_name], sort=False, as_index=False)['weight'].sum()
-    pos['weight'] = WEIGHT_TRANSFORMS[weight_tfm](pos['weight'].to_numpy()).astype(np.float32)
-    if not (pos['weight'] > 0).any(): raise ImplicitDataError(f"every weight in {weight_name!r} is 0: no positive would count")
-    return pos
-
-# %% ../nbs/08_implicit.ipynb #0e7eec31
-class NegativeSampler:
-    "Draw items that are not a user's training positive, uniformly or by popularity, vectorised over rows"
-    def __init__(self,
-        user_rows:np.ndarray,       # user row of each training positive
-        item_rows:np.ndarray,       # item row of each training positive (1.., row 0 is '#na#')
-        n_users:int,                # rows of the user vocab
-        n_items:int,                # rows of the item vocab, '#na#' included
-        mode:str='uniform',         # 'uniform' or 'popularity'
-        user_ids=None,              # IDs of the user rows, to name a user in error messages
-    ):
-        if mode not in ('uniform', 'popularity'): raise ImplicitDataError(f"neg_sampling must be 'uniform' or 'popularity', got {mode!r}")
-        user_rows, item_rows = np.asarray(user_rows, dtype=np.int64), np.asarray(item_rows, dtype=np.int64)
-        self.mode, self.n_users, self.n_items, self.n_real = mode, int(n_users), int(n_items), int(n_items) - 1
-        self.keys = np.unique(user_rows * self.n_items + item_rows)          # sorted (user, item) pairs
-        users, items = self.keys // self.n_items, self.keys % self.n_items
-        self.indptr = np.searchsorted(users, np.arange(self.n_users + 1))
-        self.degree = np.diff(self.indptr)
-        name = lambda rows: [user_ids[r] if user_ids is not None else r for r in rows[:3]]
-        full = np.flatnonzero(self.degree >= self.n_real)
-        if len(full): raise ImplicitDataError(f"user(s) {name(full)} have every item as a positive: there is no negative to sample")
-        # uniform: per user, p_j - j (non-positives below each positive), offset by user so one sorted array serves all
-        below = (items - 1) - (np.arange(len(self.keys)) - self.indptr[users])
-        self._rank_keys = users * (self.n_real + 1) + below
-        self.popularity = np.bincount(item_rows, minlength=self.n_items).astype(np.float64)
-        self.popularity[0] = 0
-        if mode == 'popularity':
-            free = self.popularity.sum() - np.bincount(users, weights=self.popularity[items], minlength=self.n_users)
-            stuck = np.flatnonzero((free <= 0) & (self.degree > 0))
-            if len(stuck): raise ImplicitDataError(f"user(s) {name(stuck)} have every popular item as a positive: "
-                                                   "no negative to sample by popularity; use neg_sampling='uniform'")
-            self._cdf = np.cumsum(self.popularity)
-
-    def is_positive(self, user_rows:np.ndarray, item_rows:np.ndarray) -> np.ndarray:
-        "Whether each (user row, item row) pair is a training positive"
-        q = np.asarray(user_rows, dtype=np.int64) * self.n_items + np.asarray(item_rows, dtype=np.int64)
-        at = np.minimum(np.searchsorted(self.keys, q), len(self.keys) - 1)
-        return self.keys[at] == q
-
-    def sample(self, user_rows:np.ndarray, n:int, rng:np.random.Generator) -> np.ndarray:
-        "`[len(user_rows), n]` item rows, none a training positive of its user"
-        users = np.repeat(np.asarray(user_rows, dtype=np.int64), n)
-        if self.mode == 'uniform':
-            n_free = self.n_real - self.degree[users]
-            r = np.minimum((rng.random(len(users)) * n_free).astype(np.int64), n_free - 1)
-            j = np.searchsorted(self._rank_keys, users * (self.n_real + 1) + r, side='right') - self.indptr[users]
-            return (r + j + 1).reshape(-1, n)
-        items, todo = np.empty(len(users), dtype=np.int64), np.arange(len(users))
-        while len(todo):            # rounds of redraws, each over every row still drawn onto a positive
-            draws = np.searchsorted(self._cdf, rng.random(len(todo)) * self._cdf[-1], side='right')
-            items[todo] = np.minimum(draws, self.n_items - 1)
-            todo = todo[self.is_positive(users[todo], items[todo]) | (self.popularity[items[todo]] == 0)]
-        return items.reshape(-1, n)
-
-# %% ../nbs/08_implicit.ipynb #d047c075
-class ImplicitDL:
-    "Batches `(x, weight)` of each positive followed by `n_neg` sampled negatives, as (user row, item row) pairs"
-    n_inp = 1
-    def __init__(self,
-        items:pd.DataFrame,          # positives as rows: user row, item row columns
-        weights:np.ndarray,          # loss weight of each positive
-        sampler:NegativeSampler,     # draws the negatives
-        n_neg:int=4,                 # negatives per positive
-        bs:int=1024,                 # positives per batch
-        shuffle:bool=False,          # shuffle and draw fresh negatives every pass (training), else fixed ones
-        seed:int=None,               # seed of the shuffles and negative draws
-        device=None,                 # where batches go
-    ):
-        self.items, self.weights, self.sampler, self.n_neg, self.bs = items, np.asarray(weights, np.float32), sampler, n_neg, bs
-        self.shuffle, self.rng, self.device, self._fixed = shuffle, np.random.default_rng(seed), device, None
-        self._users, self._pos = (items.iloc[:, c].to_numpy(np.int64) for c in (0, 1))
-
-    def __len__(self): return math.ceil(len(self.items) / self.bs)
-    @property
-    def n(self): return len(self.items)
-    def to(self, device): self.device = device; return self
-
-    def negatives(self) -> np.ndarray:
-        "`[n, n_neg]` negatives for this pass: fresh when shuffling, else drawn once"
-        if self.shuffle: return self.sampler.sample(self._users, self.n_neg, self.rng)
-        if self._fixed is None: self._fixed = self.sampler.sample(self._users, self.n_neg, self.rng)
-        return self._fixed
-
-    def __iter__(self):
-        negs = self.negatives()
-        order = self.rng.permutation(self.n) if self.shuffle else np.arange(self.n)
-        for start in range(0, self.n, self.bs):
-            idx = order[start:start + self.bs]
-            cand = np.concatenate([self._pos[idx, None], negs[idx]], 1)
-            x = np.stack([np.repeat(self._users[idx], 1 + self.n_neg), cand.reshape(-1)], 1)
-            yield torch.from_numpy(x).to(self.device), torch.from_numpy(self.weights[idx]).to(self.device)
-
-    def one_batch(self): return next(iter(self))
-
-# %% ../nbs/08_implicit.ipynb #a7857316
-def _vocab(values:np.ndarray, name:str) -> list:
-    "fastai's vocab of one column: '#na#' then the sorted distinct values"
-    try: return [NA] + sorted(pd.unique(values).tolist())
-    except TypeError: raise ImplicitDataError(f"the {name!r} IDs mix types ({sorted({type(o).__name__ for o in values})}): "
-                                              "convert the column to one type") from None
-
-def _check_whole(value, name:str, low:int=1) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer, float)) or int(value) != value or value < low:
-        raise ImplicitDataError(f"{name} must be a whole number >= {low}, got {value!r}")
-    return int(value)
-
-class ImplicitDataLoaders(DataLoaders):
-    "fastai `DataLoaders` of positives with sampled negatives, and a per-user held-out split of the positives"
-    @classmethod
-    def from_df(cls,
-        df:pd.DataFrame,            # positives, one row per interaction (repeats collapsed)
-        user_name:str=None,         # user column; None: the first column
-        item_name:str=None,         # item column; None: the second column
-        weight_name:str=None,       # optional counts/strengths column (see `positives_frame`)
-        weight_tfm:str='log1p',     # 'log1p' or 'none': how summed counts become loss weights
-        n_neg:int=4,                # negatives sampled per positive
-        neg_sampling:str='uniform', # 'uniform' or 'popularity'
-        valid_pct:float=0.1,        # hold out this fraction of each user's positives (a user with one positive keeps it) ...
-        n_valid:int=None,           # ... or leave-`n_valid`-out per user
-        valid_df:pd.DataFrame=None, # ... or these held-out positives (every user must have a training positive)
-        bs:int=1024,                # positives per batch
-        seed:int=None,              # seed of the split and of the negative draws
-        device=None,                # where batches go (None: fastai's default device)
-        path='.',
-    ):
-        "Build the vocab, the held-out split and the negative sampler from a frame of positives"
-        from fastai.torch_core import default_device
-        n_neg, bs = _check_whole(n_neg, 'n_neg'), _check_whole(bs, 'bs')
-        pos = positives_frame(df, user_name, item_name, weight_name, weight_tfm)
-        user_name, item_name = pos.columns[:2]
-        if valid_df is not None:
-            held = positives_frame(valid_df, user_name, item_name)
-            train = pos
-        elif n_valid is None and not valid_pct: train, held = pos, pos.iloc[:0]
-        else:
-            if n_valid is not None: _check_whole(n_valid, 'n_valid')
-            train, held = split_by_user(pos, user_name, item_name, n=n_valid, frac=None if n_valid is not None else valid_pct,
-                                        seed=42 if seed is None else seed, min_train=1)
-        classes = {user_name: _vocab(np.concatenate([train[user_name].to_numpy(), held[user_name].to_numpy()]), user_name),
-                   item_name: _vocab(np.concatenate([train[item_name].to_numpy(), held[item_name].to_numpy()]), item_name)}
-        rows = {n: pd.Index(classes[n][1:]) for n in classes}
-        code = lambda frame, n: rows[n].get_indexer(frame[n]) + 1
-        tu, ti = code(train, user_name), code(train, item_name)
-        orphans = pd.unique(held[user_name][~pd.Series(held[user_name]).isin(set(train[user_name])).to_numpy()])
-        if len(orphans): raise ImplicitDataError(f"{len(orphans)} held-out user(s) have no positive in training, e.g. "
-                                                 f"{orphans[:3].tolist()}: the model cannot rank for them")
-        sampler = NegativeSampler(tu, ti, len(classes[user_name]), len(classes[item_name]), neg_sampling, classes[user_name])
-        hu, hi = code(held, user_name), code(held, item_name)
-        both = sampler.is_positive(hu, hi)
-        if both.any(): raise ImplicitDataError(f"{both.sum()} held-out pair(s) are also training positives, e.g. "
-                                               f"{held[[user_name, item_name]][both].iloc[0].tolist()}")
-        device = default_device() if device is None else device
-        seeds = np.random.SeedSequence(seed).spawn(2)
-        train_dl = ImplicitDL(pd.DataFrame({user_name: tu, item_name: ti}), train['weight'].to_numpy(), sampler, n_neg, bs,
-                              shuffle=True, seed=seeds[0])
-        valid_dl = ImplicitDL(pd.DataFrame({user_name: hu, item_name: hi}), np.ones(len(held), np.float32), sampler, n_neg, bs,
-                              shuffle=False, seed=seeds[1])
-        dls = cls(train_dl, valid_dl, path=path, device=device)
-        dls.classes, dls.cat_names, dls.sampler, dls.n_neg = classes, [user_name, item_name], sampler, n_neg
-        dls.heldout = held[[user_name, item_name]].reset_index(drop=True)
-        return dls
+__all__ = ['ImplicitLoss', 'evaluate_implicit', 'RankingMetric', 'ranking_metrics_at', 'implicit_learner', 'train_implicit',
+           'implicit_demo', 'ImplicitDataError', 'WEIGHT_TRANSFORMS', 'positives_frame', 'NegativeSampler',
+           'ImplicitDL', 'ImplicitDataLoaders', 'popularity_recs']
 
 # %% ../nbs/08_implicit.ipynb #a445b58e
 class ImplicitLoss:
@@ -301,23 +98,6 @@ def implicit_learner(
     if metrics is None: metrics = ranking_metrics_at(k) if len(dls.heldout) else []
     return collab_learner(dls, n_factors=n_factors, use_nn=use_nn, loss_func=ImplicitLoss(loss), metrics=metrics, **kwargs)
 
-# %% ../nbs/08_implicit.ipynb #73570fcd
-def popularity_recs(train:pd.DataFrame, users, k:int=10, user_col:str=None, item_col:str=None) -> pd.DataFrame:
-    "The `k` most popular training items each user has not seen, as a DataFrame [user, item, rank] (a baseline)"
-    user_col = train.columns[0] if user_col is None else user_col
-    item_col = train.columns[1] if item_col is None else item_col
-    counts = train[item_col].value_counts(sort=False)
-    order = counts.index.to_numpy()[np.lexsort((np.arange(len(counts)), -counts.to_numpy()))]
-    users = pd.unique(pd.Series(users))
-    u_codes = pd.Index(users).get_indexer(train[user_col]); i_codes = pd.Index(order).get_indexer(train[item_col])
-    keep = u_codes >= 0
-    seen = np.zeros((len(users), len(order)), dtype=bool)
-    seen[u_codes[keep], i_codes[keep]] = True
-    ranks = np.cumsum(~seen, 1)
-    take = ~seen & (ranks <= k)
-    rows, cols = np.nonzero(take)
-    return pd.DataFrame({user_col: users[rows], item_col: order[cols], 'rank': ranks[rows, cols]})
-
 # %% ../nbs/08_implicit.ipynb #8b85980e
 def train_implicit(
     df:pd.DataFrame,           # positives
@@ -341,7 +121,7 @@ def train_implicit(
 ) -> Learner:
     "Build `ImplicitDataLoaders`, an `implicit_learner` and `fit_one_cycle` it; the trained Learner"
     from fastai.torch_core import set_seed
-    _check_whole(epochs, 'epochs')
+    check_whole(epochs, 'epochs')
     set_seed(seed, reproducible=True)
     dls = ImplicitDataLoaders.from_df(df, user, item, weight, weight_tfm, n_neg, neg_sampling, valid_pct=valid_pct,
                                       bs=1024 if bs is None else bs, seed=seed, device=device)
