@@ -245,3 +245,73 @@ def test_movielens_against_reference(ml100k):
         else: assert ours['map_all'] == pytest.approx(ours['map'])   # with 10 held out, nobody has more than k
     # the frames the CLI writes: recommendations read back with string IDs would not match integers
     with pytest.raises(TypeError, match='no ID could match'): ranking_metrics(recs.astype({'movie': str}), held, k=5)
+
+
+# ---- 7. issue 12: one popularity baseline in fastcf.evaluate (ties by item ID), the metrics still importable from evaluate ----
+
+def test_popularity_ties_go_to_the_lower_item_id_whatever_the_row_order():
+    # z, b and m have 2 training rows each, q has 1: by count then ID the order is b, m, z, q.
+    # The baselines before issue 12 (fastcf.implicit's and the CLI's) kept first appearance: z, b, m, q.
+    train = pd.DataFrame({'user': [1, 1, 2, 2, 3, 3, 4], 'item': ['z', 'b', 'm', 'z', 'b', 'm', 'q']})
+    from fastcf.evaluate import popularity_recs
+    for rows in (train, train.iloc[::-1], train.sample(frac=1, random_state=3)):
+        recs = popularity_recs(rows, [9, 1], k=4)
+        assert recs.values.tolist() == [[9, 'b', 2., 1], [9, 'm', 2., 2], [9, 'z', 2., 3], [9, 'q', 1., 4],
+                                        [1, 'm', 2., 1], [1, 'q', 1., 2]]          # user 1 saw z and b
+
+
+def test_popularity_matches_a_plain_python_reference_on_movielens(ml100k):
+    from collections import Counter
+    from fastcf.evaluate import popularity_recs
+    train, held = split_by_user(ml100k[['user', 'movie', 'rating']], n=5, seed=1)
+    counts = Counter(train.movie.tolist())
+    ranked = sorted(counts, key=lambda m: (-counts[m], m))          # count descending, then movie ID ascending
+    seen = train.groupby('user').movie.agg(set).to_dict()
+    users = list(held.user.unique()[:40]) + [10_000]                  # and one user with no training row
+    expected = []
+    for u in users:
+        unseen = [m for m in ranked if m not in seen.get(u, set())][:20]
+        expected += [[u, m, float(counts[m]), r + 1] for r, m in enumerate(unseen)]
+    ours = popularity_recs(train, users, k=20, user_col='user', item_col='movie')
+    assert ours.columns.tolist() == ['user', 'movie', 'score', 'rank']
+    assert ours.values.tolist() == expected
+
+
+def test_popularity_bad_inputs_name_the_problem():
+    from fastcf.evaluate import popularity_recs
+    train = pd.DataFrame({'user': ['a', 'a', 'b'], 'item': [1, 2, 1]})
+    with pytest.raises(TypeError, match="'user' holds number IDs in users"): popularity_recs(train, [1, 2])
+    with pytest.raises(ValueError, match='k must be a whole number >= 1, got 0'): popularity_recs(train, ['a'], k=0)
+    with pytest.raises(ValueError, match="train has no column 'movie'"): popularity_recs(train, ['a'], item_col='movie')
+    with pytest.raises(ValueError, match="train has 1 missing values in 'user'"):
+        popularity_recs(train.assign(user=['a', None, 'b']), ['a'])
+
+
+def test_metrics_are_importable_from_evaluate_as_before():
+    import fastcf.evaluate, fastcf.metrics
+    names = ['precision_at_k', 'recall_at_k', 'ndcg_at_k', 'map_at_k', 'map_all_at_k', 'mrr_at_k', 'hit_rate_at_k',
+             'ranking_metrics', 'per_user_metrics']
+    for name in names:
+        assert getattr(fastcf.evaluate, name) is getattr(fastcf.metrics, name), name
+    star = {}
+    exec('from fastcf.evaluate import *', star)
+    assert set(names + ['split_by_user', 'coverage', 'rmse', 'popularity_recs']) <= set(star)
+
+
+def test_evaluate_metrics_and_baseline_run_where_fastai_cannot_be_imported():
+    import subprocess, sys, textwrap
+    code = textwrap.dedent('''
+        import sys, importlib.abc
+        class _NoFastai(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path, target=None):
+                if name == 'fastai' or name.startswith('fastai.'): raise ModuleNotFoundError(f"No module named {name!r} (blocked)")
+        sys.meta_path.insert(0, _NoFastai())
+        import pandas as pd
+        from fastcf.evaluate import popularity_recs, ranking_metrics, split_by_user
+        ratings = pd.DataFrame({'user': [1, 1, 1, 2, 2, 2, 3, 3], 'item': [1, 2, 3, 1, 2, 4, 1, 3], 'rating': 4.})
+        train, held = split_by_user(ratings, n=1, seed=0)
+        print(ranking_metrics(popularity_recs(train, held.user.unique(), k=2), held, k=2)['n_users'], 'fastai' in sys.modules)
+    ''')
+    res = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ['3', 'False']
