@@ -67,7 +67,7 @@ def popularity_recs(
     missing = [c for c in (user_col, item_col) if c not in train.columns]
     if missing: raise ValueError(f"train has no column {missing[0]!r}; its columns are {list(train.columns)}")
     check_missing(train, 'train', [user_col, item_col])
-    users = pd.Series(pd.unique(pd.Series(users, dtype=object if len(users) == 0 else None)))
+    users = pd.Series(pd.unique(pd.Series(users)))
     check_missing(pd.DataFrame({user_col: users}), 'users', [user_col])
     check_id_types(users, train[user_col], user_col, ('users', 'train'))
     check_id_types(train[item_col], train[item_col], item_col, ('train', 'train'))
