@@ -8,27 +8,19 @@ Docs: https://fastcf.github.io/fastcf/foldin.html.md"""
 from __future__ import annotations
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass
 import numpy as np, pandas as pd, torch
-from .vocab import Vocab, NA, as_id_array, id_kind, check_side
-from .models import sigmoid_range
-from .export import CollabExport, run_ops
+from .vocab import Vocab, NA, as_id_array, id_kind
+from .export import CollabExport
+from .solve import FoldInError, fold_side, RowPrior, trained_rows, row_prior, DotSide, NNSide, fit_rows
+_all_ = ['FoldInError', 'RowPrior', 'trained_rows', 'row_prior']      # defined in fastcf.solve; importable from here as before
 
 # %% auto #0
-__all__ = ['FoldInError', 'rating_frame', 'RowPrior', 'trained_rows', 'row_prior', 'fold_in']
+__all__ = ['rating_frame', 'fold_in', 'FoldInError', 'RowPrior', 'trained_rows', 'row_prior']
 
 # %% ../nbs/07_foldin.ipynb #e4d7610b
-class FoldInError(ValueError):
-    "Bad input to `fold_in`; the message names what is wrong, on one line"
-
-def _check_side(side:str, kind=None) -> str:
-    "`side` (or the deprecated `kind=`) checked, as a `FoldInError`"
-    try: return check_side(side, kind, 'kind')
-    except ValueError as e: raise FoldInError(str(e)) from None
-
 def _side_names(exp:CollabExport, side:str) -> tuple:
     "(own column, other column) of the side `side` folds in"
-    s = exp.side(_check_side(side))
+    s = exp.side(fold_side(side))
     return s.name, exp.side(s.other).name
 
 def _examples(values, n:int=5) -> list:
@@ -55,7 +47,7 @@ def rating_frame(
     kind:str=None,            # deprecated name of `side`
 ) -> pd.DataFrame:
     "The checked ratings as columns id, other_row (row of the known side) and rating, one row per pair"
-    side = _check_side(side, kind)
+    side = fold_side(side, kind)
     own, other = _side_names(exp, side)
     if not isinstance(ratings, pd.DataFrame): raise FoldInError(f"ratings must be a DataFrame, got {type(ratings).__name__}")
     if duplicates not in ('raise', 'mean'): raise FoldInError(f"duplicates must be 'raise' or 'mean', got {duplicates!r}")
@@ -90,200 +82,6 @@ def rating_frame(
                               "pass duplicates='mean' to average them")
         out = out.groupby(['id', 'other_row'], sort=False, as_index=False)['rating'].mean()
     return out
-
-# %% ../nbs/07_foldin.ipynb #234c5174
-@dataclass
-class RowPrior:
-    "Gaussian prior of a new row's parameters from the trained rows: θ = mean + chol @ φ, with φ ~ N(0, var·I)"
-    mean:np.ndarray    # [p] the average trained row: factors, then the bias for the dot model
-    chol:np.ndarray    # [p, p] Cholesky factor of the trained rows' covariance divided by `var`
-    var:float          # mean variance of the parameters, the prior variance in `wd = noise variance / var`
-    n_rows:int         # how many trained rows it was estimated from
-
-def _params(exp:CollabExport, side:str) -> np.ndarray:
-    "What fold-in fits for each row of side `side`: factors and bias (dot model) or the embedding (neural model), float64"
-    s = exp.side(side)
-    fac = s.factors.astype(np.float64)
-    return np.concatenate([fac, s.bias.astype(np.float64)[:, None]], 1) if exp.kind == 'dot' else fac
-
-def trained_rows(exp:CollabExport, side:str='user', kind:str=None) -> np.ndarray:
-    "Rows of side `side` the model was trained on: training count > 0 when counts are known, else every real row"
-    s = exp.side(_check_side(side, kind))
-    voc, counts = s.vocab, s.counts
-    rows = np.arange(voc.n_pad, voc.n_rows)
-    if counts is not None and (counts[rows] > 0).any(): rows = rows[counts[rows] > 0]
-    return rows
-
-def row_prior(exp:CollabExport, side:str='user', kind:str=None) -> RowPrior:
-    "The trained rows of side `side` as a Gaussian: what a row looks like before any of its ratings are seen"
-    side = _check_side(side, kind)
-    theta = _params(exp, side)[trained_rows(exp, side)]
-    n, p = theta.shape
-    if n == 0: raise FoldInError(f"the model has no trained {side}s to learn a prior from")
-    mean = theta.mean(0)
-    if n == 1: return RowPrior(mean, np.eye(p), 1.0, 1)
-    cov = np.atleast_2d(np.cov(theta, rowvar=False))
-    var = np.maximum(np.diag(cov), 1e-8 * max(np.diag(cov).mean(), 1e-12))
-    shrink = p / (n + p)                     # few trained rows, noisy covariance: pull it towards its diagonal
-    cov = (1 - shrink) * cov + shrink * np.diag(var)
-    cov[np.diag_indices(p)] = var
-    prior_var = float(var.mean())
-    return RowPrior(mean, np.linalg.cholesky(cov / prior_var), prior_var, n)
-
-# %% ../nbs/07_foldin.ipynb #99c4d670
-class _DotSide:
-    "Predictions of the dot model for rows in prior coordinates φ (θ = mean + chol·φ, θ = [factors, bias]), and d/dφ"
-    def __init__(self, exp:CollabExport, side:str, prior:RowPrior):
-        other = exp.side(exp.side(side).other)
-        self.factors, self.bias = torch.from_numpy(other.factors), torch.from_numpy(other.bias)
-        self.mean, self.chol = torch.from_numpy(prior.mean), torch.from_numpy(prior.chol)
-        self.y_range, self.linear = exp.y_range, exp.y_range is None
-
-    def prepare(self, rows:torch.Tensor) -> tuple:
-        "Per batch: xL and x·mean + bias for the other side's rows [C, m], with x = [factors, 1]"
-        x = torch.cat([self.factors[rows].double(), torch.ones(*rows.shape, 1, dtype=torch.float64)], -1)
-        return x @ self.chol, x @ self.mean + self.bias[rows].double()
-
-    def __call__(self, phi:torch.Tensor, data:tuple):
-        "φ [C, p] and a prepared batch → predictions [C, m] and d prediction / dφ [C, m, p]"
-        x, base = data
-        z = base + (x @ phi[..., None])[..., 0]
-        if self.y_range is None: return z, x
-        low, high = self.y_range
-        pred = sigmoid_range(z, low, high)           # its slope: (high - low)·s·(1 - s) = (pred - low)(high - pred)/(high - low)
-        return pred, x * ((pred - low) * (high - pred) / (high - low))[..., None]
-
-class _NNSide:
-    "Predictions of the neural model for embeddings in prior coordinates φ, through its MLP ops, and d/dφ"
-    linear = False
-    def __init__(self, exp:CollabExport, side:str, prior:RowPrior):
-        self.other = torch.from_numpy(exp.side(exp.side(side).other).factors)
-        self.mean, self.chol = torch.from_numpy(prior.mean), torch.from_numpy(prior.chol)
-        self.ops = [{k: v.astype(np.float64) if isinstance(v, np.ndarray) else v for k, v in o.items()} for o in exp.mlp]
-        self.user_first = side == 'user'
-
-    def prepare(self, rows:torch.Tensor) -> tuple: return (self.other[rows].double(),)
-
-    def __call__(self, phi:torch.Tensor, data:tuple):
-        (other,) = data
-        c, m, _ = other.shape
-        theta = self.mean + phi @ self.chol.T
-        with torch.enable_grad():
-            x = theta[:, None, :].expand(c, m, theta.shape[1]).reshape(c * m, -1).detach().requires_grad_()
-            other = other.reshape(c * m, -1)
-            out = run_ops(self.ops, torch.cat([x, other] if self.user_first else [other, x], 1))[:, 0]
-            grad, = torch.autograd.grad(out.sum(), x)      # output k depends on input row k only
-        return out.detach().view(c, m), grad.view(c, m, -1) @ self.chol
-
-# %% ../nbs/07_foldin.ipynb #e9e7b5f8
-def _ridge_step(J:torch.Tensor, res:torch.Tensor, phi:torch.Tensor, damping:torch.Tensor, wd:float) -> torch.Tensor:
-    "δ solving (JᵀJ + damping·I) δ = −(Jᵀ·res + wd·φ), batched; through the m×m system when m < p"
-    g = (J.transpose(1, 2) @ res[..., None])[..., 0] + wd * phi
-    m, p = J.shape[1:]
-    if m < p:
-        inner = J @ J.transpose(1, 2) + damping[:, None, None] * torch.eye(m, dtype=J.dtype)
-        return -(g - (J.transpose(1, 2) @ torch.linalg.solve(inner, J @ g[..., None]))[..., 0]) / damping[:, None]
-    return -torch.linalg.solve(J.transpose(1, 2) @ J + damping[:, None, None] * torch.eye(p, dtype=J.dtype), g)
-
-def _solve(side, data:tuple, y:torch.Tensor, mask:torch.Tensor, wd:float, phi:torch.Tensor, max_iter:int, tol:float=1e-8):
-    "Minimise Σ mask·(pred − y)² + wd·|φ|² for a batch of independent rows; returns φ, residuals, J, iterations, converged"
-    n = len(phi)
-    def evaluate(phi, a=None):
-        pick = (lambda t: t) if a is None else (lambda t: t[a])
-        pred, J = side(phi, tuple(pick(t) for t in data))
-        res = (pred - pick(y)) * pick(mask)
-        return res, J * pick(mask)[..., None], (res ** 2).sum(1) + wd * (phi ** 2).sum(1)
-    res, J, loss = evaluate(phi)
-    iterations, converged = torch.zeros(n, dtype=torch.long), torch.ones(n, dtype=torch.bool)
-    if side.linear:                                  # quadratic loss: one Newton step is the exact minimum
-        phi = phi + _ridge_step(J, res, phi, torch.full((n,), float(wd), dtype=torch.float64), wd)
-        res, J, _ = evaluate(phi)
-        return phi, res, J, iterations + 1, converged
-    damping = 1e-3 * ((J ** 2).sum((1, 2)) / J.shape[2] + wd)
-    active, converged = torch.ones(n, dtype=torch.bool), torch.zeros(n, dtype=torch.bool)
-    for _ in range(max_iter):
-        a = active.nonzero()[:, 0]
-        if len(a) == 0: break
-        everyone = len(a) == n                       # no gathering while every row is still at work
-        pick = (lambda t: t) if everyone else (lambda t: t[a])
-        step = _ridge_step(pick(J), pick(res), pick(phi), wd + pick(damping), wd)
-        new_res, new_J, new_loss = evaluate(pick(phi) + step, None if everyone else a)
-        better = new_loss < pick(loss)
-        gain = pick(loss) - new_loss
-        ok = a[better]
-        phi[ok], res[ok], J[ok], loss[ok] = phi[ok] + step[better], new_res[better], new_J[better], new_loss[better]
-        damping[a] = torch.where(better, pick(damping) / 3, pick(damping) * 4)
-        iterations[a] += 1
-        tiny = step.abs().amax(1) <= 1e-9 * (1 + pick(phi).abs().amax(1))
-        done = (better & (gain <= tol * pick(loss))) | tiny | (pick(damping) > 1e10 * (1 + wd))
-        converged[a[done]] = True
-        active[a[done]] = False
-    return phi, res, J, iterations, converged
-
-# %% ../nbs/07_foldin.ipynb #a93f4ead
-def _effective_params(J:torch.Tensor, wd:float) -> torch.Tensor:
-    "γ = tr(JᵀJ (JᵀJ + wd·I)⁻¹) per row: the number of parameters its ratings determine"
-    gram = J @ J.transpose(1, 2) if J.shape[1] < J.shape[2] else J.transpose(1, 2) @ J
-    e = torch.linalg.eigvalsh(gram).clamp(min=0)
-    return (e / (e + wd)).sum(1)
-
-def _batches(owner:np.ndarray, n_rows:int, p:int, budget:int=32 << 20):
-    "Sort order of the ratings by row, ratings per row, start of each row's run, and batches of rows with ratings"
-    order = np.argsort(owner, kind='stable')
-    counts = np.bincount(owner, minlength=n_rows)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    todo = np.nonzero(counts)[0]
-    todo = todo[np.argsort(counts[todo], kind='stable')]       # similar numbers of ratings share a padded batch
-    size_of = lambda m: max(1, budget // (8 * 4 * (m * p + p * p + m * m + m)))
-    batches, s = [], 0
-    while s < len(todo):
-        size = size_of(int(counts[todo[min(s + 255, len(todo) - 1)]]))
-        size = min(size, size_of(int(counts[todo[min(s + size, len(todo)) - 1]])))
-        batches.append(todo[s:s + size]); s += size
-    return order, counts, starts, batches
-
-def _padded(batch:np.ndarray, counts, starts, other_rows, y):
-    "Padded [rows, most ratings] tensors of the rated rows of the other side, the ratings, and a 0/1 mask"
-    pos = np.arange(int(counts[batch].max()))[None, :]
-    valid = pos < counts[batch][:, None]
-    idx = np.where(valid, starts[batch][:, None] + pos, starts[batch][:, None])
-    return (torch.from_numpy(other_rows[idx]), torch.from_numpy(np.where(valid, y[idx], 0.)),
-            torch.from_numpy(valid.astype(np.float64)))
-
-def _fit(side, owner:np.ndarray, other_rows:np.ndarray, y:np.ndarray, n_rows:int, prior:RowPrior, wd, max_iter:int,
-         rounds:int=5):
-    "φ of every row from its ratings (`owner[j]` is rating j's row); `wd=None` estimates the noise from the ratings"
-    order, counts, starts, batches = _batches(owner, n_rows, len(prior.mean))
-    data = []
-    for b in batches:
-        rows, ys, mask = _padded(b, counts, starts, other_rows[order], y[order])
-        data.append((b, side.prepare(rows), ys, mask))
-    phi = torch.zeros(n_rows, len(prior.mean), dtype=torch.float64)
-    stats = dict(iterations=np.zeros(n_rows, np.int64), converged=np.ones(n_rows, bool), rss=np.zeros(n_rows), gamma=np.zeros(n_rows))
-    def run(wd, gamma=False):
-        for b, prepared, ys, mask in data:
-            phi[b], res, J, its, conv = _solve(side, prepared, ys, mask, wd, phi[b].clone(), max_iter)
-            stats['iterations'][b] += its.numpy(); stats['converged'][b] = conv.numpy()
-            stats['rss'][b] = (res ** 2).sum(1).numpy()
-            if gamma: stats['gamma'][b] = _effective_params(J, wd).numpy()
-    if wd is not None:
-        run(wd)
-        return phi, stats, float(wd), None
-    average = lambda prepared, b: side(torch.zeros(len(b), len(prior.mean), dtype=torch.float64), prepared)[0]
-    start = sum(float((((average(prepared, b) - ys) * mask) ** 2).sum()) for b, prepared, ys, mask in data) / max(1, counts.sum())
-    if start == 0:                                   # every rating is exactly the average row's prediction
-        run(1.)
-        return phi, stats, 1., 0.
-    noise = start
-    for _ in range(rounds):
-        run(noise / prior.var, gamma=True)
-        dof = counts.sum() - stats['gamma'].sum()
-        if dof < 1: break                            # too few ratings to say more than the starting value
-        new = float(np.clip(stats['rss'].sum() / dof, 1e-6 * start, start))
-        done, noise = abs(new - noise) <= 0.02 * noise, new
-        if done: break
-    run(noise / prior.var)
-    return phi, stats, noise / prior.var, noise
 
 # %% ../nbs/07_foldin.ipynb #dbcd8bc6
 def _check_new_ids(voc:Vocab, ids:np.ndarray, what:str):
@@ -327,7 +125,7 @@ def fold_in(
     kind:str=None,             # deprecated name of `side`
 ) -> CollabExport:
     "A new export with rows for the users (or items) in `ratings` and `ids`, fitted with every other row held fixed"
-    side = _check_side(side, kind)
+    side = fold_side(side, kind)
     own, _ = _side_names(exp, side)
     broken = exp._nonfinite()                                 # an export changed in place after it was built
     if broken: raise FoldInError(f"cannot fold into a model with non-finite weights: {broken}")
@@ -358,10 +156,10 @@ def fold_in(
     rows[~known] = voc.n_rows + np.arange(n_new)
     owner = pd.Index(new_ids, dtype=object if new_ids.dtype == object else None).get_indexer(frame['id'].to_numpy())
     prior = row_prior(exp, side)
-    model = (_DotSide if exp.kind == 'dot' else _NNSide)(exp, side, prior)
+    model = (DotSide if exp.kind == 'dot' else NNSide)(exp, side, prior)
     with _one_thread():                                       # many small batched ops: threads cost more than they give
-        phi, stats, wd, noise = _fit(model, owner, frame['other_row'].to_numpy(np.int64), frame['rating'].to_numpy(np.float64),
-                                     len(new_ids), prior, wd, max_iter)
+        phi, stats, wd, noise = fit_rows(model, owner, frame['other_row'].to_numpy(np.int64), frame['rating'].to_numpy(np.float64),
+                                         len(new_ids), prior, wd, max_iter)
     theta = prior.mean + phi.numpy() @ prior.chol.T            # rows without ratings keep φ = 0: the average row
     with np.errstate(over='ignore'): overflow = ~np.isfinite(theta.astype(np.float32)).all(1)
     if overflow.any():

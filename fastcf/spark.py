@@ -62,6 +62,8 @@ def local_spark(
         finally: os.dup2(saved, 2); os.close(saved)
 
 # %% ../nbs/06_spark.ipynb #e9fa356b
+# What the workers run, and the driver's helpers: defined here, before `recommend_spark` uses them, and explained with
+# their tests in "What the workers run" at the end of this page.
 def _user_side(exp:CollabExport) -> SimpleNamespace:
     "The export without its items: what every worker needs to score its users"
     ops = exp.mlp or []
