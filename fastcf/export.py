@@ -126,11 +126,11 @@ class CollabExport:
             if self.user_bias is None or self.item_bias is None: raise ValueError("a 'dot' export needs user and item biases")
             if self.user_factors.shape[1] != self.item_factors.shape[1]: raise ValueError("user and item factors differ in size")
         else: _check_mlp(self.mlp, self.user_factors.shape[1] + self.item_factors.shape[1])
-        bad = self._nonfinite()
+        bad = self.nonfinite()
         if bad: raise ValueError(f"{bad}: a model with NaN or infinite weights cannot rank (such a row scores first or last "
                                  "for everyone); retrain it, e.g. with a lower learning rate")
 
-    def _nonfinite(self) -> str:
+    def nonfinite(self) -> str:
         "Where the first NaN or infinite weight is (side, row and ID, or MLP op), or None when all are finite"
         for s in map(self.side, SIDES):
             side, voc, tables = s.side, s.vocab, [('factors', s.factors), ('bias', s.bias)]

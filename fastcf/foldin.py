@@ -127,7 +127,7 @@ def fold_in(
     "A new export with rows for the users (or items) in `ratings` and `ids`, fitted with every other row held fixed"
     side = fold_side(side, kind)
     own, _ = _side_names(exp, side)
-    broken = exp._nonfinite()                                 # an export changed in place after it was built
+    broken = exp.nonfinite()                                 # an export changed in place after it was built
     if broken: raise FoldInError(f"cannot fold into a model with non-finite weights: {broken}")
     number = lambda v, kinds: isinstance(v, kinds) and not isinstance(v, (bool, np.bool_))
     if wd is not None and not (number(wd, (int, float, np.number)) and np.isfinite(wd) and wd > 0):
