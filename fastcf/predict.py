@@ -14,8 +14,8 @@ from .export import CollabExport
 from .topk import PAD, INVALID, check_k, pick_block, topk_rows
 from .scorers import DotScorer, NNScorer
 from .output import RecsWriter, recs_frame, empty_recs_frame
-from .candidates import (check_id_type, id_rows, check_columns, PairSet, keep_only, sparse_is_cheaper,
-                               iter_allowed_pairs, popular_pool, filled_frame)
+from .candidates import check_id_type, id_rows, check_columns, PairSet, keep_only
+from .candidates import sparse_is_cheaper, iter_allowed_pairs, popular_pool, filled_frame
 
 # %% auto #0
 __all__ = ['iter_topk', 'recommend', 'predict', 'score_matrix', 'similar_items', 'similar_users', 'PAD', 'INVALID', 'topk_rows',
