@@ -6,122 +6,24 @@ Docs: https://fastcf.github.io/fastcf/predict.html.md"""
 
 # %% ../nbs/02_predict.ipynb #96807072
 from __future__ import annotations
-import copy, time, warnings
+import copy, time
 import numpy as np, pandas as pd, torch
-from .vocab import Vocab, as_id_array, id_kind, unknown_policy
+from .vocab import as_id_array, unknown_policy
 from .data import random_export
 from .export import CollabExport
 from .topk import PAD, INVALID, check_k, pick_block, topk_rows
 from .scorers import DotScorer, NNScorer
 from .output import RecsWriter, recs_frame, empty_recs_frame
+from .candidates import check_id_type, id_rows, check_columns, PairSet, keep_only
+from .candidates import sparse_is_cheaper, iter_allowed_pairs, popular_pool, filled_frame
 
 # %% auto #0
-__all__ = ['id_rows', 'check_columns', 'PairSet', 'iter_topk', 'recommend', 'predict', 'score_matrix', 'similar_items',
-           'similar_users', 'PAD', 'INVALID', 'topk_rows', 'check_k', 'random_export']
+__all__ = ['iter_topk', 'recommend', 'predict', 'score_matrix', 'similar_items', 'similar_users', 'PAD', 'INVALID', 'topk_rows',
+           'check_k', 'random_export', 'id_rows', 'check_columns', 'PairSet']
 
 # %% ../nbs/02_predict.ipynb #3e3dfaa8
-_all_ = ['PAD', 'INVALID', 'topk_rows', 'check_k', 'random_export']   # from fastcf.topk and fastcf.data, importable from here as before
-
-
-# %% ../nbs/02_predict.ipynb #1ecf1c3c
-_KINDS = {'int': 'integers', 'float': 'floats', 'str': 'strings', 'mixed': 'mixed values'}
-
-def _check_kind(voc:Vocab, ids:np.ndarray, what:str):
-    "A `TypeError` naming both types when `ids` (from `as_id_array`) are strings and the vocab's IDs numbers, or the reverse"
-    if len(ids) == 0 or len(voc.ids) == 0 or (ids.dtype == object and voc.id_type == 'str'): return
-    got = id_kind(ids)
-    if {got, voc.id_type} in ({'str', 'int'}, {'str', 'float'}):
-        raise TypeError(f"{what} IDs are {_KINDS[got]} such as {pd.unique(ids)[:3].tolist()}, but the export's "
-                        f"{voc.name!r} IDs are {_KINDS[voc.id_type]} such as {voc.ids[:3].tolist()}: you passed "
-                        f"{_KINDS[got]}; convert them (e.g. int('5') vs 5)")
-
-def id_rows(
-    voc:Vocab,              # the export's user or item vocab
-    values,                 # raw IDs (None: every real row)
-    unknown:str='raise',    # IDs not in `voc`: 'raise' a KeyError naming them, or 'drop' them with a warning
-    what:str='ID',          # what the IDs are, for messages
-) -> np.ndarray:
-    "Sorted unique rows of the IDs `values` in `voc`, with the type and unknown-ID checks every function here applies"
-    unknown = unknown_policy(unknown, ('raise', 'drop'))
-    if values is None: return np.arange(voc.n_pad, voc.n_rows, dtype=np.int64)
-    ids = as_id_array(values)
-    _check_kind(voc, ids, what)
-    rows = voc.rows(ids, unknown='raise' if unknown == 'raise' else 'mask')
-    if unknown == 'drop' and (rows < 0).any():
-        bad = pd.unique(ids[rows < 0])
-        warnings.warn(f"dropped {len(bad):,} unknown {what} ID(s) not in the export, e.g. {bad[:5].tolist()}")
-        rows = rows[rows >= 0]
-    return np.unique(rows)
-
-def _resolve_device(device) -> torch.device:
-    "`device`, or the GPU when one is available, else the CPU"
-    if device is None: device = 'cuda' if torch.cuda.is_available() else 'cpu'
-    return torch.device(device)
-
-def check_columns(df:pd.DataFrame, cols:list, what:str='DataFrame'):
-    "A `KeyError` naming the columns of `cols` that `df` lacks, and the columns it has"
-    missing = [c for c in cols if c not in df.columns]
-    if missing: raise KeyError(f"{what} has no column(s) {missing}; its columns are {list(df.columns)}")
-
-# %% ../nbs/02_predict.ipynb #72950a5f
-class PairSet:
-    "A set of (user row, item row) pairs (to exclude, or the allowed candidates) in CSR form, with the ID checks `users=` gets, applied chunk by chunk"
-    def __init__(self, exp:CollabExport, exclude,
-        unknown:str='ignore',  # pairs with IDs not in the export: 'raise' a KeyError, 'drop' with a warning, or 'ignore'
-        what:str='exclude',    # the argument's name in messages ('candidates' reuses this class for the allowed pairs)
-    ):
-        if unknown not in ('raise', 'drop', 'ignore'): raise ValueError(f"unknown must be 'raise' or 'drop', got {unknown!r}")
-        if isinstance(exclude, pd.DataFrame):
-            check_columns(exclude, [exp.user_name, exp.item_name], what)
-            u, user_ids = self._rows(exp.users, exclude[exp.user_name], unknown, what)
-            i, item_ids = self._rows(exp.items, exclude[exp.item_name], unknown, what)
-            if unknown == 'drop' and ((u < 0) | (i < 0)).any():
-                bad = [f"{voc.name} IDs {pd.unique(ids[rows < 0])[:5].tolist()}" for voc, rows, ids in
-                       ((exp.users, u, user_ids), (exp.items, i, item_ids)) if (rows < 0).any()]
-                warnings.warn(f"{what}: dropped {int(((u < 0) | (i < 0)).sum()):,} pair(s) with IDs not in the export, "
-                              f"e.g. {' and '.join(bad)}")
-        elif isinstance(exclude, torch.Tensor) and exclude.is_sparse:
-            idx = exclude.coalesce().indices().cpu().numpy()
-            u, i = idx[0], idx[1]
-            self._check_shape(exp, tuple(exclude.shape), what)
-        elif hasattr(exclude, 'tocoo'):
-            self._check_shape(exp, exclude.shape, what)
-            coo = exclude.tocoo()
-            u, i = np.asarray(coo.row), np.asarray(coo.col)
-        else: raise TypeError(f"{what} must be a DataFrame with columns {[exp.user_name, exp.item_name]} or a sparse "
-                              f"matrix of shape (user rows, item rows), got {type(exclude).__name__}")
-        u, i = np.asarray(u, np.int64), np.asarray(i, np.int64)
-        keep = (u >= 0) & (i >= 0)
-        u, i = u[keep], i[keep]
-        order = np.lexsort((i, u))
-        self.items = i[order]
-        self.indptr = np.zeros(exp.users.n_rows + 1, np.int64)
-        np.add.at(self.indptr, u + 1, 1)
-        self.indptr = np.cumsum(self.indptr)
-
-    @staticmethod
-    def _rows(voc:Vocab, values, unknown:str, what:str='exclude') -> tuple:
-        "Rows (-1: unknown) and typed IDs of one exclude column, with the checks `users=` gets"
-        ids = as_id_array(values)
-        _check_kind(voc, ids, f"{what} column {voc.name!r}")
-        try: return voc.rows(ids, unknown='raise' if unknown == 'raise' else 'mask'), ids
-        except KeyError as e: raise KeyError(f"{what} column {voc.name!r}: {e.args[0]} (or pass unknown='drop')") from None
-
-    @staticmethod
-    def _check_shape(exp, shape, what:str='exclude'):
-        if tuple(shape) != (exp.users.n_rows, exp.items.n_rows):
-            raise ValueError(f"sparse {what} has shape {tuple(shape)}; in row space it must be "
-                             f"{(exp.users.n_rows, exp.items.n_rows)} (users × items, '#na#' rows included)")
-
-    def pairs(self, user_rows:np.ndarray, item_col:np.ndarray):
-        "(chunk-local row, candidate column) of the excluded pairs of `user_rows`; `item_col` maps item row → column or -1"
-        start, stop = self.indptr[user_rows], self.indptr[user_rows + 1]
-        counts = stop - start
-        local = np.repeat(np.arange(len(user_rows)), counts)
-        idx = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(start, counts)
-        cols = item_col[self.items[idx]]
-        keep = cols >= 0
-        return local[keep], cols[keep]
+_all_ = ['PAD', 'INVALID', 'topk_rows', 'check_k', 'random_export',   # from fastcf.topk and fastcf.data, importable from here as before
+         'id_rows', 'check_columns', 'PairSet']                 # from fastcf.candidates, likewise
 
 # %% ../nbs/02_predict.ipynb #c2eb1420
 def _chunk_size(n_cols:int, chunk_bytes:int, scorer) -> int:
@@ -129,48 +31,6 @@ def _chunk_size(n_cols:int, chunk_bytes:int, scorer) -> int:
     per_user = 10 * n_cols
     if isinstance(scorer, NNScorer): per_user = max(per_user, 4 * n_cols)
     return int(max(1, min(16384, chunk_bytes // per_user)))
-
-def _keep_only(keys:torch.Tensor, pairs:tuple, n_cols:int):
-    "Set every key of a chunk to -inf except the (chunk-local row, column) `pairs`: one bool per key, within the chunk's memory"
-    local, cols = pairs
-    masked = torch.ones(keys.shape, dtype=torch.bool, device=keys.device)
-    masked.view(-1)[torch.from_numpy(local * n_cols + cols).to(keys.device)] = False
-    keys.masked_fill_(masked, float('-inf'))
-
-def _sparse_is_cheaper(exp:CollabExport, allowed, user_rows:np.ndarray, item_rows:np.ndarray) -> bool:
-    "Whether to score only the allowed pairs: dot model, and under 5% of the users × items keys allowed (`bench/bench_rules.py`)"
-    return exp.kind == 'dot' and len(allowed.items) < 0.05 * len(user_rows) * len(item_rows)
-
-def _iter_allowed_pairs(exp:CollabExport, user_rows, item_rows, item_col, allowed, excl, k:int, chunk:int, progress):
-    "`iter_topk`'s chunks when few pairs are allowed: score only those (dot model, CPU), select among them; ties to the lower item"
-    n_items = len(item_rows)
-    starts = range(0, len(user_rows), chunk)
-    bar = _Progress(len(starts), progress)
-    try:
-        for n, s in enumerate(starts):
-            rows = user_rows[s:s+chunk]
-            local, cols = allowed.pairs(rows, item_col)                        # sorted by user, then item row (= column)
-            first = np.r_[True, (local[1:] != local[:-1]) | (cols[1:] != cols[:-1])] if len(local) else np.zeros(0, bool)
-            local, cols = local[first], cols[first]                            # a pair listed twice is one candidate
-            if excl is not None:
-                ex_local, ex_cols = excl.pairs(rows, item_col)
-                keep = ~np.isin(local * n_items + cols, ex_local * n_items + ex_cols)
-                local, cols = local[keep], cols[keep]
-            counts = np.bincount(local, minlength=len(rows))
-            width = max(int(counts.max(initial=0)), 1)
-            pos = np.arange(len(local)) - np.repeat(np.cumsum(counts) - counts, counts)
-            items = item_rows[cols]
-            keys = np.full((len(rows), width), -np.inf, np.float32); col_of = np.zeros((len(rows), width), np.int64)
-            for a in range(0, len(local), 1 << 16):                          # pairs in slices: their factors stay small
-                at = slice(a, a + (1 << 16))
-                keys[local[at], pos[at]] = (np.einsum('ij,ij->i', exp.user_factors[rows[local[at]]], exp.item_factors[items[at]])
-                                            + exp.item_bias[items[at]])
-            col_of[local, pos] = cols
-            vals, sel = topk_rows(torch.from_numpy(keys), min(k, width))
-            scores = DotScorer.finish(vals, torch.from_numpy(exp.user_bias[rows]), exp.y_range)
-            yield rows, item_rows[np.take_along_axis(col_of, sel.numpy(), 1)], scores.numpy(), (vals > float('-inf')).numpy()
-            bar.update(n + 1)
-    finally: bar.close()
 
 class _Progress:
     "A fastprogress bar over chunks: always with `progress=True`; with None only in notebooks, once a run passes 2 s"
@@ -196,6 +56,11 @@ def _in_notebook() -> bool:
         from IPython import get_ipython
         return type(get_ipython()).__name__ == 'ZMQInteractiveShell'
     except Exception: return False
+
+def _resolve_device(device) -> torch.device:
+    "`device`, or the GPU when one is available, else the CPU"
+    if device is None: device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    return torch.device(device)
 
 # %% ../nbs/02_predict.ipynb #4b4711d1
 def iter_topk(
@@ -227,19 +92,20 @@ def iter_topk(
     allowed = candidates if candidates is None or isinstance(candidates, PairSet) else PairSet(exp, candidates, unknown, 'candidates')
     item_col = np.full(exp.items.n_rows, -1, np.int64); item_col[item_rows] = np.arange(len(item_rows))
     chunk = _chunk_size(n_cols, chunk_bytes, scorer)
-    if allowed is not None and _sparse_is_cheaper(exp, allowed, user_rows, item_rows):
-        yield from _iter_allowed_pairs(exp, user_rows, item_rows, item_col, allowed, excl, k, chunk, progress); return
     starts = range(0, len(user_rows), chunk)
     bar = _Progress(len(starts), progress)
     buf = None
     try:
+        if allowed is not None and sparse_is_cheaper(exp.kind, len(allowed.items), len(user_rows), len(item_rows)):
+            for n, c in enumerate(iter_allowed_pairs(scorer, user_rows, item_rows, allowed, excl, k, chunk)): yield c; bar.update(n + 1)
+            return
         with torch.no_grad():
             for n, s in enumerate(starts):
                 rows = user_rows[s:s+chunk]
                 rows_t = torch.from_numpy(rows).to(device)
                 if buf is None or buf.shape[0] != len(rows): buf = torch.empty(len(rows), n_cols, device=device)
                 keys = scorer.keys(rows_t, out=buf)
-                if allowed is not None: _keep_only(keys, allowed.pairs(rows, item_col), n_cols)
+                if allowed is not None: keep_only(keys, allowed.pairs(rows, item_col), n_cols)
                 if excl is not None:
                     local, cols = excl.pairs(rows, item_col)
                     if len(local): keys.view(-1).index_fill_(0, torch.from_numpy(local * n_cols + cols).to(device), float('-inf'))
@@ -274,35 +140,6 @@ def _rescore(exp:CollabExport, chunk:tuple, score:str) -> tuple:
     else: new = np.einsum('ij,ij->i', exp.user_factors[user_rows], exp.item_factors[item_rows.ravel()])
     return rows, item_rows, new.reshape(item_rows.shape).astype(np.float32), valid
 
-# %% ../nbs/02_predict.ipynb #63e1a8a8
-def _popular_pool(exp:CollabExport, items, exclude_items, unknown:str) -> np.ndarray:
-    "Item rows allowed for everyone (`items` less `exclude_items`), most trained-on first, ties to the lower row"
-    rows = id_rows(exp.items, items, unknown, 'item')
-    if exclude_items is not None: rows = np.setdiff1d(rows, id_rows(exp.items, exclude_items, unknown, 'exclude_items'))
-    return rows[np.argsort(-exp.item_counts[rows], kind='stable')]
-
-def _filled_frame(exp:CollabExport, chunk:tuple, k:int, pool:np.ndarray, exclude, score:str) -> pd.DataFrame:
-    "`recs_frame` of a chunk plus, for users with fewer than `k`, the most popular pool items not returned nor excluded"
-    rows, item_rows, scores, valid = chunk
-    frame = recs_frame(exp, *chunk).assign(filled=False)
-    short = np.flatnonzero(valid.sum(1) < k)
-    users, extra, ranks = [], [], []
-    for a in short:
-        blocked = item_rows[a][valid[a]]
-        if exclude is not None: blocked = np.concatenate([blocked, exclude.items[exclude.indptr[rows[a]]:exclude.indptr[rows[a] + 1]]])
-        need = k - int(valid[a].sum())
-        head = pool[:need + len(blocked)]                             # enough: at most len(blocked) of them are blocked
-        pick = head[~np.isin(head, blocked)][:need]
-        users.append(np.full(len(pick), rows[a])); extra.append(pick); ranks.append(np.arange(len(pick)) + valid[a].sum() + 1)
-    if not users or not sum(map(len, extra)): return frame
-    users, extra, ranks = np.concatenate(users), np.concatenate(extra), np.concatenate(ranks)
-    if score == 'model': vals = exp.score_rows(users, extra)
-    else: vals = np.einsum('ij,ij->i', exp.user_factors[users], exp.item_factors[extra])
-    added = pd.DataFrame({exp.user_name: exp.users.ids_of(users), exp.item_name: exp.items.ids_of(extra),
-                          'score': vals.astype(np.float32), 'rank': ranks.astype(np.int64), 'filled': True})
-    res = pd.concat([frame, added], ignore_index=True)
-    return res.sort_values([exp.user_name, 'rank'], kind='stable', key=lambda col: exp.users.rows(col) if col.name == exp.user_name else col, ignore_index=True)
-
 # %% ../nbs/02_predict.ipynb #33cf765b
 def recommend(
     exp:CollabExport,      # the exported model (`from_learner(learn)` or `CollabExport.load(path)`)
@@ -325,7 +162,6 @@ def recommend(
     k = check_k(k)
     if unknown not in ('raise', 'drop'): raise ValueError(f"unknown must be 'raise' or 'drop', got {unknown!r}")
     if fill not in (None, 'popular'): raise ValueError(f"fill must be None or 'popular', got {fill!r}")
-    if fill and out is not None: raise ValueError("fill='popular' returns a DataFrame (with its `filled` column); it cannot stream to out= yet")
     if fill and exp.item_counts is None:
         raise ValueError("fill='popular' needs the export's item_counts (training interactions per item, which from_learner "
                          "records); this export has none")
@@ -335,16 +171,21 @@ def recommend(
     chunks = iter_topk(rank_exp, users, k, exclude, items, unknown, device, chunk_bytes, progress=progress, exclude_items=exclude_items,
                        candidates=candidates)
     if rank_exp is not exp or score != 'model': chunks = (_rescore(exp, c, score) for c in chunks)
+    empty = empty_recs_frame(exp)
     if fill:
-        pool = _popular_pool(exp, items, exclude_items, unknown)
-        frames = [_filled_frame(exp, c, k, pool, exclude, score) for c in chunks]
-        return pd.concat(frames, ignore_index=True) if frames else empty_recs_frame(exp).assign(filled=np.zeros(0, bool))
+        pool = popular_pool(exp, items, exclude_items, unknown)
+        frames, empty = (filled_frame(exp, c, k, pool, exclude, score) for c in chunks), empty.assign(filled=np.zeros(0, bool))
+    else: frames = (recs_frame(exp, *c) for c in chunks)
     if out is None:
-        frames = [recs_frame(exp, *c) for c in chunks]
-        if not frames: return empty_recs_frame(exp)
+        frames = list(frames)
+        if not frames: return empty
         return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     with RecsWriter(out, exp) as writer:
-        for c in chunks: writer.write(recs_frame(exp, *c))
+        if fill and writer.schema is not None:                        # the typed Parquet columns, and the bool `filled`
+            import pyarrow as pa
+            writer.schema = writer.schema.append(pa.field('filled', pa.bool_()))
+        for frame in frames: writer.write(frame)
+        if not writer.started: writer.write(empty)                    # no rows: still the columns and their types
     return writer.path
 
 # %% ../nbs/02_predict.ipynb #3ccc2d1c
@@ -360,7 +201,7 @@ def predict(
                         f"{type(df).__name__}" + (": wrap it in pd.DataFrame(...)" if isinstance(df, dict) else ""))
     check_columns(df, [exp.user_name, exp.item_name])
     users, items = as_id_array(df[exp.user_name]), as_id_array(df[exp.item_name])
-    _check_kind(exp.users, users, f"column {exp.user_name!r}"); _check_kind(exp.items, items, f"column {exp.item_name!r}")
+    check_id_type(exp.users, users, f"column {exp.user_name!r}"); check_id_type(exp.items, items, f"column {exp.item_name!r}")
     u, i = exp.users.rows(users, unknown=mode), exp.items.rows(items, unknown=mode)
     ok = (u >= 0) & (i >= 0)
     out = np.full(len(df), np.nan, dtype=np.float32)

@@ -55,6 +55,14 @@ class DotScorer:
         "Ranking keys [users, n_cols] of the export rows `user_rows` (on `device`), written into `out` if given"
         return torch.mm(self.users.index_select(0, user_rows), self.items_t, out=out)
 
+    def pair_keys(self, user_rows:torch.Tensor, cols:torch.Tensor) -> torch.Tensor:
+        "Ranking keys [P] of the pairs (export row `user_rows[p]`, key column `cols[p]`) alone: one dot product each"
+        out = torch.empty(len(user_rows), device=self.users.device)
+        for s in range(0, len(user_rows), 1 << 16):                          # pairs in slices: their factors stay small
+            u, c = user_rows[s:s + (1 << 16)], cols[s:s + (1 << 16)]
+            out[s:s + len(u)] = (self.users.index_select(0, u) * self.items_t.index_select(1, c).t()).sum(1)
+        return out
+
     def scores(self, user_rows:torch.Tensor, keys:torch.Tensor) -> torch.Tensor:
         "Scores in `y_range` units of some of `keys(user_rows)`'s keys (e.g. the top K of each row); numpy on the CPU"
         if keys.device.type == 'cpu':
@@ -112,6 +120,17 @@ class NNScorer:
             h = h.view(c * self.n_items, -1)
             for op, p in zip(self.rest, self.params): h = _apply(op, h, p)
             out[s:s+c, :self.n_items] = h.view(c, self.n_items)
+        return out
+
+    def pair_keys(self, user_rows:torch.Tensor, cols:torch.Tensor) -> torch.Tensor:
+        "Ranking keys [P] of the pairs (export row `user_rows[p]`, key column `cols[p]`) alone, the MLP run on blocks of pairs"
+        out = torch.empty(len(user_rows), device=self.users.device)
+        for s in range(0, len(user_rows), self.pairs_per_block):
+            u, c = user_rows[s:s + self.pairs_per_block], cols[s:s + self.pairs_per_block]
+            users, of_pair = torch.unique_consecutive(u, return_inverse=True)    # pairs come sorted by user: W_u·u once each
+            h = (self.users.index_select(0, users) @ self.w_user.t()).index_select(0, of_pair) + self.item_part.index_select(0, c)
+            for op, p in zip(self.rest, self.params): h = _apply(op, h, p)
+            out[s:s + len(u)] = h.view(-1)
         return out
 
     def scores(self, user_rows:torch.Tensor, keys:torch.Tensor) -> torch.Tensor:
