@@ -1,4 +1,4 @@
-"""Built-in ratings to try fastcf on: planted synthetic data at any shape (including the 45,854 × 488 molecule × target "bio" shape) and the real MovieLens-100k.
+"""Built-in ratings to try fastcf on: planted synthetic data at any shape (including the 45,854 × 488 molecule × target "bio" shape) and the real MovieLens-100k; random exports for tests, and the stopwatch the demos time their stages with.
 
 Docs: https://fastcf.github.io/fastcf/data.html.md"""
 
