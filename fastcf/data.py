@@ -1,4 +1,4 @@
-"""Built-in ratings to try fastcf on: planted synthetic data at any shape (including the 45,854 × 488 molecule × target "bio" shape) and the real MovieLens-100k.
+"""Built-in ratings to try fastcf on: planted synthetic data at any shape (including the 45,854 × 488 molecule × target "bio" shape) and the real MovieLens-100k; random exports for tests, and the stopwatch the demos time their stages with.
 
 Docs: https://fastcf.github.io/fastcf/data.html.md"""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np, pandas as pd
 
 # %% auto #0
-__all__ = ['PRESETS', 'ML100K_COLUMNS', 'synthetic_ratings', 'movielens_100k', 'random_export']
+__all__ = ['PRESETS', 'ML100K_COLUMNS', 'synthetic_ratings', 'movielens_100k', 'random_export', 'Stopwatch']
 
 # %% ../nbs/04_data.ipynb #5bb78358
 PRESETS = {
@@ -141,3 +141,30 @@ def random_export(n_users:int=100, n_items:int=50, n_factors:int=8, kind:str='do
                 if isinstance(m, torch.nn.BatchNorm1d) and m.num_features:
                     m.running_mean.normal_(0, 0.1, generator=g); m.running_var.uniform_(0.5, 2., generator=g)
     return CollabExport.from_model(model.eval(), classes)
+
+# %% ../nbs/04_data.ipynb #e6de04a1
+import time
+
+class Stopwatch:
+    "Seconds per stage of a run: `lap(name)` ends the stage `name`, which began at the previous lap (or the start)"
+    def __init__(self,
+        clock=time.perf_counter, # seconds as a float (a fake clock in tests)
+    ):
+        self.clock, self.times = clock, {}
+        self._last = clock()
+
+    def lap(self, name:str) -> float:
+        "End the stage `name` now and return its seconds; a stage timed twice adds up"
+        now = self.clock()
+        took, self._last = now - self._last, now
+        self.times[name] = self.times.get(name, 0.) + took
+        return took
+
+    @property
+    def total(self) -> float:
+        "Seconds of all the stages so far"
+        return sum(self.times.values())
+
+    def report(self) -> str:
+        "One line, as the demos print it: each stage's seconds, then the total"
+        return "time per stage: " + ', '.join(f"{name} {s:.1f} s" for name, s in self.times.items()) + f"; total {self.total:.1f} s"

@@ -111,8 +111,73 @@ def test_unknown_drop_warns_and_continues(files):
     assert len(pd.read_csv(d / 'mixed.csv')) == 2
 
 
+# ---- the reverse query: --by item
+
+@pytest.mark.parametrize('ids, kind', [('int', 'dot'), ('str', 'nn')])
+def test_recommend_by_item_is_recommend_users(tmp_path, ids, kind):
+    "`--by item` writes the frame `recommend_users` returns in process, for the same --items, --users and --exclude"
+    from fastcf.data import random_export
+    from fastcf.rules import recommend_users
+    exp = random_export(60, 15, kind=kind, ids=ids, seed=3)
+    exp.save(tmp_path / 'model.fcf')
+    targets, pool = exp.item_ids[[1, 4, 9, 14]], exp.user_ids[5:50]
+    pd.Series(targets, name='item').to_csv(tmp_path / 'targets.csv', index=False)
+    (tmp_path / 'pool.txt').write_text('\n'.join(map(str, pool)) + '\n')
+    seen = pd.DataFrame({'user': exp.user_ids[[5, 6, 7, 40]], 'item': exp.item_ids[[1, 1, 4, 14]]})
+    seen.to_csv(tmp_path / 'seen.csv', index=False)
+    res = run('recommend', tmp_path / 'model.fcf', '--by', 'item', '--k', 7, '--items', tmp_path / 'targets.csv',
+              '--users', tmp_path / 'pool.txt', '--exclude', tmp_path / 'seen.csv', '--out', tmp_path / 'hits.parquet')
+    assert res.returncode == 0, res.stderr
+    assert 'wrote 28 recommendations (top-7) for 4 items' in res.stdout, res.stdout
+    hits = pd.read_parquet(tmp_path / 'hits.parquet')
+    expected = recommend_users(exp, items=targets, k=7, exclude=seen, users=pool, progress=False).reset_index(drop=True)
+    assert list(hits.columns) == ['item', 'user', 'score', 'rank']
+    pd.testing.assert_frame_equal(hits, expected, check_dtype=False)
+    assert hits.merge(seen, on=['user', 'item']).empty and set(hits.user) <= set(pool)
+
+
+def test_recommend_by_item_after_fold_in(files):
+    "With --new-users, --by item ranks the folded-in users (the users considered, as for --by user) for each item"
+    from fastcf.export import CollabExport
+    from fastcf.foldin import fold_in
+    from fastcf.rules import recommend_users
+    d, train, _ = files
+    new = pd.DataFrame({'molecule': ['CHEMBL_NEW1'] * 3 + ['CHEMBL_NEW2'] * 3 + ['CHEMBL_NEW3'] * 2,
+                        'target': train.target.unique()[[0, 1, 2, 3, 4, 5, 0, 6]], 'pchembl': [8., 7., 5., 6., 9., 4.5, 7.5, 6.]})
+    new.to_csv(d / 'new_by_item.csv', index=False)
+    res = run('recommend', d / 'model.fcf', '--by', 'item', '--new-users', d / 'new_by_item.csv', '--k', 2, '--out', d / 'new_hits.csv')
+    assert res.returncode == 0, res.stderr
+    hits = pd.read_csv(d / 'new_hits.csv')
+    exp = fold_in(CollabExport.load(d / 'model.fcf'), new, rating_col='pchembl')
+    expected = recommend_users(exp, k=2, users=new.molecule.unique(), progress=False).reset_index(drop=True)
+    pd.testing.assert_frame_equal(hits, expected, check_dtype=False, atol=1e-6)
+    assert list(hits.columns) == ['target', 'molecule', 'score', 'rank'] and hits.target.nunique() == 50
+
+
+def test_recommend_by_bad_value(files):
+    d, _, _ = files
+    assert_usage_error(run('recommend', d / 'model.fcf', '--by', 'items', '--out', d / 'by.csv'), "argument --by: invalid choice: 'items'")
+    assert not (d / 'by.csv').exists()
+
+
+def test_recommend_by_item_names_the_sides(files):
+    "Unknown item IDs are dropped as items, and a run with nothing left says which side was ranked"
+    d, train, _ = files
+    (d / 'some_targets.txt').write_text(f"{train.target.iloc[0]}\nP_NOPE\n")
+    res = run('recommend', d / 'model.fcf', '--by', 'item', '--items', d / 'some_targets.txt', '--unknown', 'drop', '--k', 3,
+              '--out', d / 'some_hits.csv')
+    assert res.returncode == 0 and "dropped 1 unknown item ID(s) not in the export, e.g. ['P_NOPE']" in res.stderr, res.stderr
+    assert 'for 1 items' in res.stdout and len(pd.read_csv(d / 'some_hits.csv')) == 3
+    one = train.target.iloc[0]
+    pd.DataFrame({'molecule': train.molecule.unique(), 'target': one}).to_csv(d / 'all_of_one.csv', index=False)
+    res = run('recommend', d / 'model.fcf', '--by', 'item', '--items', d / 'some_targets.txt', '--unknown', 'drop',
+              '--exclude', d / 'all_of_one.csv', '--out', d / 'none_hits.csv')
+    assert_usage_error(res, 'nothing to recommend: every candidate user is excluded for every item asked for')
+    assert not (d / 'none_hits.csv').exists()
+
+
 # ---- numeric options: each bad value is exit 2 and one line naming it, before anything is read or written
-# (every numeric option of every command is checked in-process in nbs/05_cli.ipynb; here, through the real entry point)
+# (every numeric option of every command is checked in-process in nbs/05e_cli_parser.ipynb; here, through the real entry point)
 
 @pytest.mark.parametrize('extra, expected', [
     (('--epochs', 0), "argument --epochs: must be a whole number >= 1, got '0'"),
