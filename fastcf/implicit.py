@@ -6,7 +6,6 @@ Docs: https://fastcf.github.io/fastcf/implicit.html.md"""
 
 # %% ../nbs/08_implicit.ipynb #fde87c55
 from __future__ import annotations
-import time
 from pathlib import Path
 import pandas as pd, torch
 import torch.nn.functional as F
@@ -146,39 +145,36 @@ def implicit_demo(
     **kwargs                       # more `train_implicit` arguments (n_factors, lr, wd, n_neg, bs, …)
 ) -> dict:
     "The implicit flow on built-in data: binarise bio activities, train, export, recommend, evaluate against popularity"
-    from fastcf.data import synthetic_ratings
+    from fastcf.data import synthetic_ratings, Stopwatch
     say = log if log is not None else (lambda *a: None)
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    times, t0 = {}, time.time()
-    def lap(name):
-        nonlocal t0
-        times[name] = time.time() - t0; t0 = time.time()
+    watch = Stopwatch()
     preset = 'bio-small' if small else 'bio'
     ratings = synthetic_ratings(preset=preset, seed=seed)
     user, item, value = ratings.columns
     actives = ratings.loc[ratings[value] >= threshold, [user, item]]
     train, test = split_by_user(actives, user, item, frac=0.2, seed=seed, min_train=1)
-    lap('data')
+    watch.lap('data')
     say(f"data: {preset} preset, {len(actives):,} actives ({value} >= {threshold}) of {actives[user].nunique():,} {user}s × "
         f"{actives[item].nunique():,} {item}s; {len(train):,} for training, {len(test):,} held out")
     kwargs = {'n_factors': 64, 'lr': 1e-2, 'bs': 256 if small else 2048, **kwargs}
     learn = train_implicit(train, user, item, loss=loss, epochs=(8 if small else 5) if epochs is None else epochs, seed=seed,
                            log=log, **kwargs)
-    lap('train')
+    watch.lap('train')
     exp = from_learner(learn)
     model_path = exp.save(out / 'model.fcf')
-    lap('export')
+    watch.lap('export')
     recs_path = recommend(exp, k=50, exclude=train, out=out / 'recs.csv', progress=False)
-    lap('recommend')
+    watch.lap('recommend')
     recs = pd.read_csv(recs_path, dtype={user: exp.user_ids.dtype, item: exp.item_ids.dtype})
     pop = popularity_recs(train, test[user].unique(), 10, user, item)
     res = {name: {**ranking_metrics(r, test, k=10, user_col=user, item_col=item), 'coverage': coverage(r, len(exp.item_ids), k=10)}
            for name, r in (('model', recs), ('popularity', pop))}
-    lap('evaluate')
+    watch.lap('evaluate')
     say(f"ranking of {res['model']['n_users']:,} {user}s' held-out actives ({loss}):")
     say(f"  {'':14} {'model':>8} {'popularity':>11}")
     for name in ('precision', 'recall', 'ndcg', 'map', 'hit_rate', 'coverage'):
         say(f"  {name + '@10':14} {res['model'][name]:8.4f} {res['popularity'][name]:11.4f}")
-    say("time per stage: " + ', '.join(f"{k} {v:.1f} s" for k, v in times.items()) + f"; total {sum(times.values()):.1f} s")
+    say(watch.report())
     say(f"files: {model_path} (export), {recs_path} (top-50 for {len(exp.user_ids):,} {user}s)")
-    return dict(**res, times=times, files=dict(model=model_path, recs=recs_path))
+    return dict(**res, times=watch.times, files=dict(model=model_path, recs=recs_path))
