@@ -11,7 +11,7 @@ from .export import CollabExport
 from .predict import id_rows, check_columns
 
 # %% auto #0
-__all__ = ['explain', 'because', 'plot_explanation']
+__all__ = ['explain', 'plot_explanation', 'because']
 
 # %% ../nbs/09_explain.ipynb #606dcc42
 def _one_row(voc, the_id, what:str) -> int:
@@ -38,6 +38,29 @@ def explain(
     score = logit if low_high is None else float(1 / (1 + np.exp(-logit)) * (low_high[1] - low_high[0]) + low_high[0])
     res.attrs.update(user=user, item=item, logit=logit, score=score, y_range=low_high)
     return res
+
+# %% ../nbs/09_explain.ipynb #7c085eae
+def plot_explanation(
+    expl:pd.DataFrame,    # the frame `explain` returns
+    ax=None,              # matplotlib Axes to draw on (None: a new figure)
+    top:int=None,         # show only the first `top` terms (the biases and the largest factors)
+):
+    "Bar chart of `explain`'s contributions; returns the Axes"
+    try: import matplotlib.pyplot as plt
+    except ImportError: raise ImportError("plot_explanation needs matplotlib: pip install 'fastcf[plot]' (or pip install matplotlib)") from None
+    if not isinstance(expl, pd.DataFrame) or not {'term', 'contribution'} <= set(expl.columns):
+        raise TypeError(f"plot_explanation needs the DataFrame explain() returns, with columns term and contribution, got {type(expl).__name__}")
+    shown = expl if top is None else expl.iloc[:top]
+    if ax is None: _, ax = plt.subplots(figsize=(6, 0.3 * len(shown) + 1))
+    values = shown.contribution.values[::-1]
+    ax.barh(shown.term.values[::-1], values, color=np.where(values >= 0, 'tab:green', 'tab:red'))
+    ax.axvline(0, color='grey', lw=0.8)
+    attrs = expl.attrs
+    if 'logit' in attrs:
+        ax.set_title(f"user {attrs['user']!r}, item {attrs['item']!r}: logit {attrs['logit']:.3f}"
+                     + (f", score {attrs['score']:.3f}" if attrs.get('y_range') is not None else ''))
+    ax.set_xlabel('contribution to the logit')
+    return ax
 
 # %% ../nbs/09_explain.ipynb #4fe01633
 def _unit_item_factors(exp:CollabExport) -> np.ndarray:
@@ -94,26 +117,3 @@ def because(
     if not (hist.u == u).any(): raise ValueError(f"user {user!r} has no items in history: nothing to explain the recommendation with")
     top = _reasons(exp, unit, pd.DataFrame({'r': [0], 'u': [u], 'i': [i]}), hist, k)
     return pd.DataFrame({exp.item_name: exp.items.ids_of(top.h.values), 'similarity': top.similarity.values})
-
-# %% ../nbs/09_explain.ipynb #7c085eae
-def plot_explanation(
-    expl:pd.DataFrame,    # the frame `explain` returns
-    ax=None,              # matplotlib Axes to draw on (None: a new figure)
-    top:int=None,         # show only the first `top` terms (the biases and the largest factors)
-):
-    "Bar chart of `explain`'s contributions; returns the Axes"
-    try: import matplotlib.pyplot as plt
-    except ImportError: raise ImportError("plot_explanation needs matplotlib: pip install 'fastcf[plot]' (or pip install matplotlib)") from None
-    if not isinstance(expl, pd.DataFrame) or not {'term', 'contribution'} <= set(expl.columns):
-        raise TypeError(f"plot_explanation needs the DataFrame explain() returns, with columns term and contribution, got {type(expl).__name__}")
-    shown = expl if top is None else expl.iloc[:top]
-    if ax is None: _, ax = plt.subplots(figsize=(6, 0.3 * len(shown) + 1))
-    values = shown.contribution.values[::-1]
-    ax.barh(shown.term.values[::-1], values, color=np.where(values >= 0, 'tab:green', 'tab:red'))
-    ax.axvline(0, color='grey', lw=0.8)
-    attrs = expl.attrs
-    if 'logit' in attrs:
-        ax.set_title(f"user {attrs['user']!r}, item {attrs['item']!r}: logit {attrs['logit']:.3f}"
-                     + (f", score {attrs['score']:.3f}" if attrs.get('y_range') is not None else ''))
-    ax.set_xlabel('contribution to the logit')
-    return ax

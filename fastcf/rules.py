@@ -1,4 +1,4 @@
-"""Ranking the way users ask: the reverse query (the top users for each item), on the same exact engine as `recommend`.
+"""Ranking the way users ask: per-user candidates, global deny lists, ranking without the popularity bias, guaranteed-N lists, batch similarity, and the reverse query (the top users for each item), on the same exact engine as `recommend`.
 
 Docs: https://fastcf.github.io/fastcf/rules.html.md"""
 
@@ -11,23 +11,7 @@ from .export import CollabExport
 from .predict import recommend
 
 # %% auto #0
-__all__ = ['transposed', 'recommend_users']
-
-# %% ../nbs/02d_rules.ipynb #5a4bcb0c
-def transposed(exp:CollabExport) -> CollabExport:
-    "The export with users and items swapped: its `recommend` ranks users for each item, with the same scores"
-    mlp = None
-    if exp.kind == 'nn':
-        n_user, n_item = exp.user_factors.shape[1], exp.item_factors.shape[1]
-        perm = np.concatenate([np.arange(n_user, n_user + n_item), np.arange(n_user)])   # new input column j = old column perm[j]
-        mlp, before_linear = [], True
-        for op in exp.mlp:
-            op = dict(op)
-            if before_linear and op['op'] == 'linear': op['weight'] = op['weight'][:, perm]; before_linear = False
-            elif before_linear and op['op'] == 'affine': op['scale'], op['shift'] = op['scale'][perm], op['shift'][perm]
-            mlp.append(op)
-    return CollabExport(exp.kind, exp.item_name, exp.user_name, exp.items, exp.users, exp.item_factors, exp.user_factors,
-                        exp.item_bias, exp.user_bias, exp.y_range, mlp, exp.item_counts, exp.user_counts, exp.versions)
+__all__ = ['recommend_users', 'transposed']
 
 # %% ../nbs/02d_rules.ipynb #0154b713
 def _transpose_exclude(exclude):
@@ -54,3 +38,19 @@ def recommend_users(
     return recommend(transposed(exp), users=items, k=k, exclude=_transpose_exclude(exclude), items=users, unknown=unknown,
                      device=device, progress=progress, out=out, chunk_bytes=chunk_bytes,
                      candidates=_transpose_exclude(candidates))
+
+# %% ../nbs/02d_rules.ipynb #5a4bcb0c
+def transposed(exp:CollabExport) -> CollabExport:
+    "The export with users and items swapped: its `recommend` ranks users for each item, with the same scores"
+    mlp = None
+    if exp.kind == 'nn':
+        n_user, n_item = exp.user_factors.shape[1], exp.item_factors.shape[1]
+        perm = np.concatenate([np.arange(n_user, n_user + n_item), np.arange(n_user)])   # new input column j = old column perm[j]
+        mlp, before_linear = [], True
+        for op in exp.mlp:
+            op = dict(op)
+            if before_linear and op['op'] == 'linear': op['weight'] = op['weight'][:, perm]; before_linear = False
+            elif before_linear and op['op'] == 'affine': op['scale'], op['shift'] = op['scale'][perm], op['shift'][perm]
+            mlp.append(op)
+    return CollabExport(exp.kind, exp.item_name, exp.user_name, exp.items, exp.users, exp.item_factors, exp.user_factors,
+                        exp.item_bias, exp.user_bias, exp.y_range, mlp, exp.item_counts, exp.user_counts, exp.versions)

@@ -110,3 +110,24 @@ def test_because_vectorised_equals_one_by_one(trained):
         assert one.movie.tolist() == row.because
         np.testing.assert_allclose(one.similarity.values, row.because_similarity, atol=1e-9)
         assert set(row.because) <= set(train[train.user == row.user].movie)
+
+
+@pytest.mark.slow
+def test_bench_rules_names_the_machine_the_path_and_both_timings(tmp_path):
+    "bench/bench_rules.py at a tiny shape: every benchmark runs, says which candidates path ran, and names the machine"
+    import os, re, subprocess, sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    cmd = [sys.executable, str(root / 'bench' / 'bench_rules.py'), '--users', '300', '--items', '2000', '--per-user', '5',
+           '--molecules', '400', '--targets', '30', '--k-users', '10', '--sweep-users', '100', '--sweep-items', '400',
+           '--threads', '1', '--repeat', '1']
+    env = {**os.environ, 'PYTHONPATH': str(root) + os.pathsep + os.environ.get('PYTHONPATH', '')}
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith('machine: ') and f"{os.cpu_count()} cores" in lines[0]
+    assert re.search(r"candidates: 300 users x 2,000 items, 5 allowed each \(0\.25% of the keys: pairs path\)", out.stdout)
+    assert re.search(r"reverse query: 30 targets x 400 molecules, top 10: recommend [\d.]+ s, recommend_users [\d.]+ s", out.stdout)
+    sweep = [l for l in lines if 'allowed (' in l]
+    assert [re.search(r"(\w+) path", l).group(1) for l in sweep] == ['pairs'] * 3 + ['mask'] * 3   # 1, 2, 4% | 6, 10, 20%
+    assert all('row-space matrix' in l for l in sweep)
