@@ -6,12 +6,13 @@ Docs: https://fastcf.github.io/fastcf/cli_serve.html.md"""
 
 # %% ../nbs/05c_cli_serve.ipynb #aa5c46e9
 from __future__ import annotations
-import re, sys, time, warnings
+import re, sys, time
 from json import dumps
 from pathlib import Path
 from typing import Literal
 import numpy as np, pandas as pd
 from .cli_input import UsageError, parse_ids, read_table, same_id_kind, whole, finite, device_name
+from .candidates import id_rows
 
 # %% auto #0
 __all__ = ['cmd_recommend', 'cmd_evaluate', 'cmd_info']
@@ -37,12 +38,7 @@ def _check_some_known(ids, vocab, what, option, path):
 
 def _drop_unknown(ids, vocab, what):
     "With `--unknown drop`: the IDs of `ids` that are in the model, and a warning naming the others as `what` IDs"
-    if ids is None: return None
-    known = vocab.rows(ids, unknown='mask') >= 0
-    if not known.all():
-        bad = pd.unique(np.asarray(ids, dtype=object)[~known])
-        warnings.warn(f"dropped {len(bad):,} unknown {what} ID(s) not in the export, e.g. {bad[:5].tolist()}")
-    return ids[known]
+    return None if ids is None else vocab.ids_of(id_rows(vocab, ids, 'drop', what))
 
 def cmd_recommend(
     model:str,                  # export file written by fastcf fit or CollabExport.save

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np, pandas as pd, torch
 from .export import CollabExport
 from .predict import recommend
+from .candidates import id_rows
 
 # %% auto #0
 __all__ = ['recommend_users', 'transposed']
@@ -35,6 +36,9 @@ def recommend_users(
     candidates=None,       # the only (user, item) pairs that may be returned: DataFrame, or sparse matrix (user rows, item rows)
 ):
     "Top-`k` users for each item as a DataFrame [item, user, score, rank] (or the path of `out`)"
+    # the IDs are checked here, on the export as it is, so that errors and warnings call items items (the swapped export calls them users)
+    if items is not None: items = exp.items.ids_of(id_rows(exp.items, items, unknown, 'item'))
+    if users is not None: users = exp.users.ids_of(id_rows(exp.users, users, unknown, 'candidate user'))
     return recommend(transposed(exp), users=items, k=k, exclude=_transpose_exclude(exclude), items=users, unknown=unknown,
                      device=device, progress=progress, out=out, chunk_bytes=chunk_bytes,
                      candidates=_transpose_exclude(candidates))
