@@ -174,11 +174,16 @@ def c_fastcf_core(exp, k, exclude=None, kernel=None):
         with forced_kernel(kernel): return [None for _ in iter_topk(exp, k=k, exclude=exclude, device='cpu')]
     return run
 
+def c_fastcf_frame_of(exp, k, exclude=None):
+    "iter_topk's chunks into one DataFrame by `recs_frame_of` (preallocated columns): what recommend() does once it uses it"
+    return lambda: recs_frame_of(exp, iter_topk(exp, k=k, exclude=exclude, device='cpu', progress=False))
+
 def fastcf_comps(exp, k, exclude=None):
     "fastcf's competitors: as shipped ('auto'), and forced onto each path of fastcf.tiles"
     auto = pick_kernel(None, exp.items.n_rows - exp.items.n_pad)
     comps = [(f'fastcf recommend (DataFrame; auto = {auto} path)', c_fastcf(exp, k, exclude), 1),
-             (f'fastcf core (arrays, no DataFrame; {auto} path)', c_fastcf_core(exp, k, exclude), 1)]
+             (f'fastcf core (arrays, no DataFrame; {auto} path)', c_fastcf_core(exp, k, exclude), 1),
+             (f'fastcf iter_topk + recs_frame_of (one preallocated DataFrame; {auto} path)', c_fastcf_frame_of(exp, k, exclude), 1)]
     if kernel_available(): comps.append(('fastcf recommend, FASTCF_KERNEL=numba', c_fastcf(exp, k, exclude, 'numba'), 1))
     comps.append(('fastcf recommend, FASTCF_KERNEL=numpy', c_fastcf(exp, k, exclude, 'numpy'), 1))
     return comps
