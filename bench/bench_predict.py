@@ -4,6 +4,7 @@
     python bench/bench_predict.py --cases bio,nn --repeat 5
     python bench/bench_predict.py --rss-check          # ML-25M shape: peak RSS of recommend() in a fresh process
     python bench/bench_predict.py --cases bio --avx2   # also the numba path compiled for AVX2 (a child with NUMBA_CPU_NAME=haswell)
+    python bench/bench_predict.py --cases kernel-profile   # where the numba kernel's time goes at the ML-25M width (one thread)
     ATEN_CPU_CAPABILITY=avx2 python bench/bench_predict.py --cases bio,bio-excl   # torch's AVX2 kernels on an AVX-512 CPU
 
 fastcf runs three ways: `recommend` as shipped ('auto': the numba kernel of `fastcf.tiles` on wide catalogues, the numpy
@@ -96,6 +97,51 @@ def bio_breakdown(exp, k, exclude=None, repeat=3):
     for name, dt in med.items(): print(f"| {name} | {dt:.3f} | {'' if name.startswith('GEMM alone') else f'{dt / total:.0%}'} |")
     print(f"| total | {total:.3f} | |\n")
     return med
+
+
+def kernel_profile(n_users=8192, n_items=SHAPES['ml25m'][1], k=50, repeat=3):
+    "Where the numba kernel's time goes at the ML-25M width, on one thread (CPU seconds, best of `repeat`): its tile GEMMs alone, the kernel on keys that never pass the threshold after the first K (scan only), the kernel on random keys (scan and heap updates), and torch's GEMM of the same product to memory"
+    import numba
+    from numba import njit
+    from threadpoolctl import threadpool_limits
+    from fastcf.tiles import compiled_kernel
+    @njit(nogil=True)
+    def tile_gemms(users, tiles, tile_users):
+        out = np.empty((tile_users, tiles.shape[2]), np.float32)
+        for u0 in range(0, users.shape[0], tile_users):
+            u1 = min(u0 + tile_users, users.shape[0])
+            for t in range(tiles.shape[0]): np.dot(users[u0:u1], tiles[t], out[:u1 - u0])
+        return out[0, 0]
+    rng = np.random.default_rng(0)
+    users = rng.normal(0, .3, (n_users, 51)).astype(np.float32); users[:, -1] = 1
+    items = rng.normal(0, .3, (51, n_items)).astype(np.float32)
+    falling = items.copy(); falling[-1] = -np.arange(n_items, dtype=np.float32) * 100     # keys fall with the column
+    tiles, tiles_falling = ItemTiles(items), ItemTiles(falling)
+    select, none, empty = compiled_kernel(), np.zeros(n_users + 1, np.int64), np.zeros(0, np.int64)
+    def kernel(it):
+        vals, cols = np.full((n_users, k), np.float32(-1e29)), np.zeros((n_users, k), np.int64)
+        select(users, it.tiles, it.n_cols, it.tile_users, none, empty, none, empty, False, vals, cols)
+    def cpu(fn):
+        t = time.process_time(); fn(); return time.process_time() - t
+    threads = torch.get_num_threads(); torch.set_num_threads(1)
+    users_t, items_t = torch.from_numpy(users), torch.from_numpy(items)
+    out = torch.empty(454, n_items)
+    def to_memory():
+        for s in range(0, n_users, 454): torch.mm(users_t[s:s+454], items_t, out=out[:len(users_t[s:s+454])])
+    with threadpool_limits(1, user_api='blas'):
+        tile_gemms(users, tiles.tiles, tiles.tile_users); kernel(tiles)
+        res = {'tile GEMMs alone (numba np.dot → OpenBLAS, into an L2 buffer)': lambda: tile_gemms(users, tiles.tiles, tiles.tile_users),
+               'kernel, keys that stop passing the threshold after the first K (GEMM + scan)': lambda: kernel(tiles_falling),
+               'kernel, random keys (GEMM + scan + heap updates)': lambda: kernel(tiles),
+               "torch GEMM of the same product to memory (fastcf's chunks)": to_memory}
+        med = {name: min(cpu(fn) for _ in range(repeat)) for name, fn in res.items()}
+    torch.set_num_threads(threads)
+    print(f"Kernel profile: {n_users:,} users × {n_items:,} items, k={k}, one thread, tiles {tiles.tile_users} × {tiles.tile_items}, "
+          f"CPU seconds (best of {repeat}):\n")
+    print('| part | CPU s |')
+    print('|---|---:|')
+    for name, dt in med.items(): print(f"| {name} | {dt:.3f} |")
+    print()
 
 
 def targets(rows):
@@ -399,6 +445,7 @@ def main():
             bio_breakdown(exp, args.k, ex, args.repeat)
             fast = med[comps[0][0]]
             targets([(f"implicit ÷ fastcf ({case})", med['implicit topk'] / fast, 4, False)])
+        elif case == 'kernel-profile': kernel_profile()
         elif case == 'ml25m':
             n_users, n_items = SHAPES['ml25m']
             exp = make_export(n_users, n_items)
