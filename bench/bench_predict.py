@@ -3,7 +3,14 @@
     python bench/bench_predict.py                      # every case, 2 torch threads, median of 3
     python bench/bench_predict.py --cases bio,nn --repeat 5
     python bench/bench_predict.py --rss-check          # ML-25M shape: peak RSS of recommend() in a fresh process
+    python bench/bench_predict.py --cases bio --avx2   # also the numba path compiled for AVX2 (a child with NUMBA_CPU_NAME=haswell)
+    python bench/bench_predict.py --cases kernel-profile   # where the numba kernel's time goes at the ML-25M width (one thread)
     ATEN_CPU_CAPABILITY=avx2 python bench/bench_predict.py --cases bio,bio-excl   # torch's AVX2 kernels on an AVX-512 CPU
+
+fastcf runs three ways: `recommend` as shipped ('auto': the numba kernel of `fastcf.tiles` on wide catalogues, the numpy
+path on narrow ones), and forced onto each path with FASTCF_KERNEL=numba / numpy. With --avx2 on an AVX-512 CPU, a child
+process runs the numba path compiled for Haswell (NUMBA_CPU_NAME=haswell and NUMBA_CPU_FEATURES without
+AVX-512, OPENBLAS_CORETYPE=Haswell, ATEN_CPU_CAPABILITY=avx2) and reports its median and the count of zmm registers in the compiled kernel (0: no AVX-512).
 
 Prints first the CPU flags it ran on, torch's CPU capability and the machine's square-GEMM throughput (the compute floor of
 each shape is its padded, bias-augmented product at that throughput); the bio cases also print where `recommend`'s time
@@ -20,6 +27,8 @@ import numpy as np, pandas as pd, torch
 warnings.filterwarnings('ignore')
 from fastcf.predict import recommend, iter_topk, random_export
 from fastcf.export import CollabExport
+from fastcf.output import recs_frame_of
+from fastcf.tiles import ItemTiles, kernel_available, pairs_csr, pick_kernel, tiled_topk
 
 SHAPES = {'bio': (45_854, 488), 'ml25m': (162_541, 59_047)}
 
@@ -46,49 +55,93 @@ def _timed(fn) -> float:
 
 
 def bio_breakdown(exp, k, exclude=None, repeat=3):
-    "Where `recommend`'s time goes at this shape: the same chunks, each stage timed on its own (median of `repeat`)"
+    "Where `recommend`'s time goes at this shape: the same chunks as `iter_topk`, each stage timed on its own (median of `repeat`)"
     from fastcf.predict import PairSet, _chunk_size
     from fastcf.scorers import DotScorer
-    from fastcf.topk import topk_rows, pick_block
+    from fastcf.topk import pick_block
     n_items = exp.items.n_rows - exp.items.n_pad
     item_rows = np.arange(exp.items.n_pad, exp.items.n_rows)
     block = pick_block(n_items, k)
     n_cols = -(-n_items // block) * block if block else n_items
     scorer = DotScorer(exp, item_rows, n_cols, 'cpu')
+    tiles = ItemTiles(scorer.items_t)
     excl = None if exclude is None else PairSet(exp, exclude)
     item_col = np.full(exp.items.n_rows, -1, np.int64); item_col[item_rows] = np.arange(n_items)
     user_rows = np.arange(exp.users.n_pad, exp.users.n_rows)
     chunk = _chunk_size(n_cols, 256 << 20, scorer)
-    stages = {s: [] for s in ('GEMM (keys of every pair)', 'exclusions (index_fill)', 'selection (topk_rows)',
-                              'scores of the winners', 'ID mapping (rows → raw IDs)', 'frame assembly (DataFrame + concat)')}
+    path = pick_kernel(None, n_cols)
+    stages = {s: [] for s in ('GEMM alone (the same product, to memory)', 'exclusions (CSR per chunk)', f'score + select ({path} path of tiled_topk)',
+                              'scores of the winners', 'ID mapping (rows → raw IDs)', 'frame assembly (recs_frame_of)')}
     for _ in range(repeat):
         acc = dict.fromkeys(stages, 0.)
-        frames = []
+        chunks = []
+        out = torch.empty(min(chunk, len(user_rows)), n_cols)
         for s in range(0, len(user_rows), chunk):
             rows = user_rows[s:s+chunk]; rows_t = torch.from_numpy(rows)
-            t = time.perf_counter(); keys = scorer.keys(rows_t); t1 = time.perf_counter()
-            if excl is not None:
-                local, cols = excl.pairs(rows, item_col)
-                if len(local): keys.view(-1).index_fill_(0, torch.from_numpy(local * n_cols + cols), float('-inf'))
-            t2 = time.perf_counter(); vals, cols = topk_rows(keys, k, block); t3 = time.perf_counter()
-            valid = (vals > float('-inf')).numpy(); scores = scorer.scores(rows_t, vals).numpy(); t4 = time.perf_counter()
-            items = item_rows[cols.numpy().clip(max=n_items - 1)]
-            user_ids, item_ids = exp.users.ids[np.repeat(rows, k) - exp.users.n_pad], exp.items.ids[items.ravel() - exp.items.n_pad]
+            t0 = time.perf_counter(); users = scorer.users.index_select(0, rows_t); torch.mm(users, scorer.items_t, out=out[:len(rows)])
+            t1 = time.perf_counter(); csr = None if excl is None else pairs_csr(*excl.pairs(rows, item_col), len(rows))
+            t2 = time.perf_counter(); vals, cols = tiled_topk(users, tiles, k, exclude=csr, block=block)
+            t3 = time.perf_counter(); scores = scorer.scores(rows_t, torch.from_numpy(vals)).numpy(); valid = vals > -np.inf
+            t4 = time.perf_counter(); items = item_rows[cols.clip(max=n_items - 1)]
             t5 = time.perf_counter()
-            frames.append(pd.DataFrame({'user': user_ids[valid.ravel()], 'item': item_ids[valid.ravel()], 'score': scores[valid],
-                                        'rank': np.broadcast_to(np.arange(1, k + 1), valid.shape)[valid]}))
-            t6 = time.perf_counter()
-            for name, dt in zip(stages, (t1 - t, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5)): acc[name] += dt
-        t = time.perf_counter(); pd.concat(frames, ignore_index=True); acc['frame assembly (DataFrame + concat)'] += time.perf_counter() - t
+            chunks.append((rows, items, scores, valid))
+            for name, dt in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)): acc[name] += dt
+        t = time.perf_counter(); recs_frame_of(exp, chunks); acc['frame assembly (recs_frame_of)'] += time.perf_counter() - t
         for name in stages: stages[name].append(acc[name])
     med = {name: float(np.median(ts)) for name, ts in stages.items()}
-    total = sum(med.values())
-    print(f"Where the time goes (the same {-(-len(user_rows) // chunk)} chunks as `recommend`, each stage timed alone, median of {repeat}):\n")
+    total = sum(v for n, v in med.items() if not n.startswith('GEMM alone'))
+    print(f"Where the time goes (the same {-(-len(user_rows) // chunk)} chunks as `recommend`, each stage timed alone, median of {repeat}; "
+          f"the GEMM alone is part of 'score + select', shown for scale):\n")
     print('| stage | time (s) | share |')
     print('|---|---:|---:|')
-    for name, dt in med.items(): print(f"| {name} | {dt:.3f} | {dt / total:.0%} |")
+    for name, dt in med.items(): print(f"| {name} | {dt:.3f} | {'' if name.startswith('GEMM alone') else f'{dt / total:.0%}'} |")
     print(f"| total | {total:.3f} | |\n")
     return med
+
+
+def kernel_profile(n_users=8192, n_items=SHAPES['ml25m'][1], k=50, repeat=3):
+    "Where the numba kernel's time goes at the ML-25M width, on one thread (CPU seconds, best of `repeat`): its tile GEMMs alone, the kernel on keys that never pass the threshold after the first K (scan only), the kernel on random keys (scan and heap updates), and torch's GEMM of the same product to memory"
+    import numba
+    from numba import njit
+    from threadpoolctl import threadpool_limits
+    from fastcf.tiles import compiled_kernel
+    @njit(nogil=True)
+    def tile_gemms(users, tiles, tile_users):
+        out = np.empty((tile_users, tiles.shape[2]), np.float32)
+        for u0 in range(0, users.shape[0], tile_users):
+            u1 = min(u0 + tile_users, users.shape[0])
+            for t in range(tiles.shape[0]): np.dot(users[u0:u1], tiles[t], out[:u1 - u0])
+        return out[0, 0]
+    rng = np.random.default_rng(0)
+    users = rng.normal(0, .3, (n_users, 51)).astype(np.float32); users[:, -1] = 1
+    items = rng.normal(0, .3, (51, n_items)).astype(np.float32)
+    falling = items.copy(); falling[-1] = -np.arange(n_items, dtype=np.float32) * 100     # keys fall with the column
+    tiles, tiles_falling = ItemTiles(items), ItemTiles(falling)
+    select, none, empty = compiled_kernel(), np.zeros(n_users + 1, np.int64), np.zeros(0, np.int64)
+    def kernel(it):
+        vals, cols = np.full((n_users, k), np.float32(-1e29)), np.zeros((n_users, k), np.int64)
+        select(users, it.tiles, it.n_cols, it.tile_users, none, empty, none, empty, False, vals, cols)
+    def cpu(fn):
+        t = time.process_time(); fn(); return time.process_time() - t
+    threads = torch.get_num_threads(); torch.set_num_threads(1)
+    users_t, items_t = torch.from_numpy(users), torch.from_numpy(items)
+    out = torch.empty(454, n_items)
+    def to_memory():
+        for s in range(0, n_users, 454): torch.mm(users_t[s:s+454], items_t, out=out[:len(users_t[s:s+454])])
+    with threadpool_limits(1, user_api='blas'):
+        tile_gemms(users, tiles.tiles, tiles.tile_users); kernel(tiles)
+        res = {'tile GEMMs alone (numba np.dot → OpenBLAS, into an L2 buffer)': lambda: tile_gemms(users, tiles.tiles, tiles.tile_users),
+               'kernel, keys that stop passing the threshold after the first K (GEMM + scan)': lambda: kernel(tiles_falling),
+               'kernel, random keys (GEMM + scan + heap updates)': lambda: kernel(tiles),
+               "torch GEMM of the same product to memory (fastcf's chunks)": to_memory}
+        med = {name: min(cpu(fn) for _ in range(repeat)) for name, fn in res.items()}
+    torch.set_num_threads(threads)
+    print(f"Kernel profile: {n_users:,} users × {n_items:,} items, k={k}, one thread, tiles {tiles.tile_users} × {tiles.tile_items}, "
+          f"CPU seconds (best of {repeat}):\n")
+    print('| part | CPU s |')
+    print('|---|---:|')
+    for name, dt in med.items(): print(f"| {name} | {dt:.3f} |")
+    print()
 
 
 def targets(rows):
@@ -145,12 +198,77 @@ def seen_pairs(n_users, n_items, frac=0.01, seed=1):
 
 # --- competitors: each returns a callable that does the whole job once ---------------------------------------------------
 
-def c_fastcf(exp, k, exclude=None):
-    return lambda: recommend(exp, k=k, exclude=exclude, device='cpu', progress=False)
+class forced_kernel:
+    "FASTCF_KERNEL set to `kernel` inside the block (None: left as it is)"
+    def __init__(self, kernel): self.kernel = kernel
+    def __enter__(self):
+        self.old = os.environ.get('FASTCF_KERNEL')
+        if self.kernel: os.environ['FASTCF_KERNEL'] = self.kernel
+    def __exit__(self, *a):
+        if self.old is None: os.environ.pop('FASTCF_KERNEL', None)
+        else: os.environ['FASTCF_KERNEL'] = self.old
 
-def c_fastcf_core(exp, k, exclude=None):
+def c_fastcf(exp, k, exclude=None, kernel=None):
+    "recommend() → DataFrame, on the path FASTCF_KERNEL=`kernel` picks (None: 'auto')"
+    def run():
+        with forced_kernel(kernel): return recommend(exp, k=k, exclude=exclude, device='cpu', progress=False)
+    return run
+
+def c_fastcf_core(exp, k, exclude=None, kernel=None):
     "fastcf's chunked top-K without building the DataFrame (arrays only, as implicit returns)"
-    return lambda: [None for _ in iter_topk(exp, k=k, exclude=exclude, device='cpu')]
+    def run():
+        with forced_kernel(kernel): return [None for _ in iter_topk(exp, k=k, exclude=exclude, device='cpu')]
+    return run
+
+def c_fastcf_frame_of(exp, k, exclude=None):
+    "iter_topk's chunks into one DataFrame by `recs_frame_of` (preallocated columns): what recommend() does once it uses it"
+    return lambda: recs_frame_of(exp, iter_topk(exp, k=k, exclude=exclude, device='cpu', progress=False))
+
+def fastcf_comps(exp, k, exclude=None):
+    "fastcf's competitors: as shipped ('auto'), and forced onto each path of fastcf.tiles"
+    auto = pick_kernel(None, exp.items.n_rows - exp.items.n_pad)
+    comps = [(f'fastcf recommend (DataFrame; auto = {auto} path)', c_fastcf(exp, k, exclude), 1),
+             (f'fastcf core (arrays, no DataFrame; {auto} path)', c_fastcf_core(exp, k, exclude), 1),
+             (f'fastcf iter_topk + recs_frame_of (one preallocated DataFrame; {auto} path)', c_fastcf_frame_of(exp, k, exclude), 1)]
+    if kernel_available(): comps.append(('fastcf recommend, FASTCF_KERNEL=numba', c_fastcf(exp, k, exclude, 'numba'), 1))
+    comps.append(('fastcf recommend, FASTCF_KERNEL=numpy', c_fastcf(exp, k, exclude, 'numpy'), 1))
+    return comps
+
+def kernel_zmm() -> tuple:
+    "(zmm, ymm) register mentions in the numba kernel's assembly for this process's CPU target (a fresh, uncached compile: numba cannot inspect cached code)"
+    import numba, fastcf.tiles as tiles_mod
+    tiled_topk(np.ones((4, 3), np.float32), np.ones((3, 5), np.float32), 2, kernel='numba')     # compile or load the cached kernel
+    fresh = numba.njit(nogil=True)(tiles_mod._tiled_select)
+    fresh.compile(tiles_mod.compiled_kernel().signatures[0])
+    asm = '\n'.join(fresh.inspect_asm().values())
+    return asm.count('zmm'), asm.count('ymm')
+
+def avx2_child(case, k, repeat, threads):
+    "Median time of recommend() on the numba path in a child process compiled for Haswell (AVX2), and its kernel's zmm count"
+    from numba.core.codegen import get_host_cpu_features
+    # NUMBA_CPU_NAME alone keeps the host's features (AVX-512 included): switch off every AVX-512 and AMX feature too
+    features = ','.join('-' + f[1:] if f[1:].startswith(('avx512', 'evex512', 'amx')) else f for f in get_host_cpu_features().split(','))
+    env = dict(os.environ, NUMBA_CPU_NAME='haswell', NUMBA_CPU_FEATURES=features, OPENBLAS_CORETYPE='Haswell',
+               ATEN_CPU_CAPABILITY='avx2', FASTCF_KERNEL='numba')
+    cmd = [sys.executable, __file__, '--child', case, '--k', str(k), '--repeat', str(repeat), '--threads', str(threads)]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if out.returncode: raise RuntimeError(f"AVX2 child failed: {out.stderr[-2000:]}")
+    med, zmm, ymm = out.stdout.strip().split('\n')[-1].split()
+    return float(med), f"zmm {zmm}, ymm {ymm}"
+
+def child_main(case, k, repeat, threads):
+    "In the AVX2 child: warm up, then print the median of `repeat` recommend() calls and the kernel's zmm count"
+    torch.set_num_threads(threads)
+    n_users, n_items = SHAPES['bio' if case.startswith('bio') else case]
+    exp = make_export(n_users, n_items)
+    ex = seen_pairs(n_users, n_items) if case == 'bio-excl' else None
+    run = c_fastcf(exp, k, ex, 'numba')
+    zmm, ymm = kernel_zmm()
+    if case != 'ml25m': run()
+    times = []
+    for _ in range(repeat):
+        gc.collect(); t = time.perf_counter(); run(); times.append(time.perf_counter() - t)
+    print(f"{float(np.median(times))} {zmm} {ymm}")
 
 def _aug(exp):
     users = np.concatenate([exp.user_factors[1:], np.ones((len(exp.user_factors) - 1, 1), np.float32)], 1)
@@ -240,12 +358,12 @@ def dot_model_from(exp):
     return m.eval()
 
 
-def measure(competitors, repeat, n_scores):
-    "competitors: [(name, fn, scale)] where scale multiplies a slice's time up to the full job"
+def measure(competitors, repeat, n_scores, warm_up=True, extra=None):
+    "competitors: [(name, fn, scale)] where scale multiplies a slice's time up to the full job; extra: {name: seconds} measured elsewhere"
     times = {name: [] for name, _, _ in competitors}
     peaks = {name: 0. for name, _, _ in competitors}
     for name, fn, scale in competitors:               # warm-up round (imports, allocator, caches), not timed
-        if scale == 1: fn()
+        if scale == 1 and warm_up: fn()
     for r in range(repeat):
         for name, fn, scale in competitors[r % len(competitors):] + competitors[:r % len(competitors)]:   # rotate the order
             gc.collect()                                   # garbage from the previous competitor is not charged to this one
@@ -258,7 +376,9 @@ def measure(competitors, repeat, n_scores):
     print('|---|---:|---:|---:|---:|')
     for name, _, _ in competitors:
         print(f"| {name} | {med[name]:.3f} | {n_scores / med[name]:.3g} | {peaks[name]:.0f} | {med[name] / ref:.2f} |")
-    print()
+    for name, dt in (extra or {}).items():
+        print(f"| {name} | {dt:.3f} | {n_scores / dt:.3g} | (child) | {dt / ref:.2f} |"); med[name] = dt
+    print(f"\nload average after this case: {os.getloadavg()[0]:.1f}\n")
     return med
 
 
@@ -269,7 +389,10 @@ def main():
     p.add_argument('--k', type=int, default=50)
     p.add_argument('--no-fastai', action='store_true', help="skip fastai's get_preds (the slowest competitor)")
     p.add_argument('--rss-check', action='store_true', help='ML-25M shape recommend() peak RSS in this (fresh) process')
+    p.add_argument('--avx2', action='store_true', help='also time the numba path compiled for AVX2 (child process; AVX-512 CPUs)')
+    p.add_argument('--child', help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.child: return child_main(args.child, args.k, args.repeat, args.threads)
     torch.set_num_threads(args.threads)
     if args.rss_check:
         exp = make_export(*SHAPES['ml25m'])
@@ -287,7 +410,17 @@ def main():
     cap = torch.backends.cpu.get_cpu_capability() if hasattr(torch.backends, 'cpu') else '?'
     gflops = gemm_gflops()
     print(f"torch {torch.__version__}, {args.threads} threads, k={args.k}, median of {args.repeat}; load average {os.getloadavg()[0]:.1f}")
-    print(f"CPU: {cpu_flags()}; torch CPU capability {cap}; square float32 GEMM {gflops:.0f} GFLOP/s\n")
+    print(f"CPU: {cpu_flags()}; torch CPU capability {cap}; square float32 GEMM {gflops:.0f} GFLOP/s")
+    if kernel_available():
+        import numba
+        t = time.perf_counter(); tiled_topk(np.ones((4, 3), np.float32), np.ones((3, 5), np.float32), 2, kernel='numba')
+        first = time.perf_counter() - t
+        zmm, ymm = kernel_zmm()
+        print(f"numba {numba.__version__} for CPU {numba.config.CPU_NAME or 'host'}: kernel's first call {first:.2f} s (compile, or load "
+              f"from numba's cache); its code for this CPU mentions zmm (AVX-512) registers {zmm} times, ymm {ymm}")
+    else: print("numba not installed: fastcf runs the numpy path only")
+    has_avx512 = 'avx512f' in cpu_flags()
+    print()
     floor = lambda n_users, n_cols, f=50: 2 * n_users * n_cols * (f + 1) / (gflops * 1e9)
     for case in args.cases.split(','):
         if case in ('bio', 'bio-excl'):
@@ -297,17 +430,22 @@ def main():
             learn = fastai_learner(dot_model_from(exp), n_users, n_items)
             n_slice = 2048
             print(f"### {case}: {n_users:,} users × {n_items} items, 50 factors" + (f", {len(ex):,} seen pairs excluded (1%)" if ex is not None else ''))
-            comps = [('fastcf recommend (DataFrame)', c_fastcf(exp, args.k, ex), 1),
-                     ('fastcf core (arrays, no DataFrame)', c_fastcf_core(exp, args.k, ex), 1),
+            comps = fastcf_comps(exp, args.k, ex) + [
                      ('plain chunked torch.mm + topk', c_plain_torch(exp, args.k, ex), 1),
                      ('implicit topk', c_implicit(exp, args.k, ex, args.threads), 1),
                      ('bare GEMM (no selection)', c_bare_gemm(exp, args.k), 1)]
             if ex is None and not args.no_fastai:
                 comps += [(f'fastai get_preds bs {bs} ({n_slice:,}-user slice, extrapolated)', c_get_preds(learn, n_users, n_items, args.k, bs, n_slice), n_users / n_slice) for bs in (64, 4096)]
-            med = measure(comps, args.repeat, n_users * n_items)
+            extra = {}
+            if args.avx2 and has_avx512 and kernel_available():
+                dt, zmm = avx2_child(case, args.k, args.repeat, args.threads)
+                extra[f'fastcf recommend, numba compiled for AVX2 (haswell; kernel {zmm})'] = dt
+            med = measure(comps, args.repeat, n_users * n_items, extra=extra)
             print(f"compute floor at {gflops:.0f} GFLOP/s: {floor(n_users, n_items):.3f} s\n")
             bio_breakdown(exp, args.k, ex, args.repeat)
-            targets([(f"implicit ÷ fastcf ({case})", med['implicit topk'] / med['fastcf recommend (DataFrame)'], 4, False)])
+            fast = med[comps[0][0]]
+            targets([(f"implicit ÷ fastcf ({case})", med['implicit topk'] / fast, 4, False)])
+        elif case == 'kernel-profile': kernel_profile()
         elif case == 'ml25m':
             n_users, n_items = SHAPES['ml25m']
             exp = make_export(n_users, n_items)
@@ -317,17 +455,20 @@ def main():
             small.user_factors, small.user_bias = exp.user_factors[:n_slice + 1], exp.user_bias[:n_slice + 1]
             learn = fastai_learner(dot_model_from(small), n_slice, n_items)
             print(f"### ml25m: {n_users:,} users × {n_items:,} items, 50 factors")
-            comps = [('fastcf recommend (DataFrame)', c_fastcf(exp, args.k), 1),
-                     ('fastcf core (arrays, no DataFrame)', c_fastcf_core(exp, args.k), 1),
+            comps = fastcf_comps(exp, args.k) + [
                      ('bare GEMM (no selection)', c_bare_gemm(exp, args.k), 1),
                      ('bare GEMM, items padded to a multiple of 32 (as fastcf does)', c_bare_gemm(exp, args.k, pad_to=32), 1),
                      ('implicit topk', c_implicit(exp, args.k, None, args.threads), 1),
                      (f'plain chunked torch.mm + topk ({n_slice:,}-user slice, extrapolated)', c_plain_torch(small, args.k), n_users / n_slice)]
             if not args.no_fastai: comps += [('fastai get_preds bs 4096 (16-user slice, extrapolated)', c_get_preds(learn, n_slice, n_items, args.k, 4096, 16), n_users / 16)]
-            med = measure(comps, args.repeat, n_users * n_items)
+            extra = {}
+            if args.avx2 and has_avx512 and kernel_available():
+                dt, zmm = avx2_child('ml25m', args.k, args.repeat, args.threads)
+                extra[f'fastcf recommend, numba compiled for AVX2 (haswell; kernel {zmm})'] = dt
+            med = measure(comps, args.repeat, n_users * n_items, warm_up=False, extra=extra)   # the kernel is compiled above
             fl = floor(n_users, -(-n_items // 64) * 64)
             print(f"compute floor at {gflops:.0f} GFLOP/s: {fl:.2f} s\n")
-            fast, gemm = med['fastcf recommend (DataFrame)'], med['bare GEMM, items padded to a multiple of 32 (as fastcf does)']
+            fast, gemm = med[comps[0][0]], med['bare GEMM, items padded to a multiple of 32 (as fastcf does)']
             targets([('fastcf ÷ GEMM-to-memory (padded)', fast / gemm, 0.8, True), ('fastcf ÷ compute floor', fast / fl, 1.6, True),
                      ('implicit ÷ fastcf', med['implicit topk'] / fast, 2.5, False)])
         elif case == 'nn':
@@ -340,7 +481,7 @@ def main():
                      ("model's own forward over all pairs, chunked, + topk", c_nn_forward(model, n_users, n_items, args.k), 1),
                      (f'fastai get_preds bs 4096 ({n_slice:,}-user slice, extrapolated)', c_get_preds(learn, n_users, n_items, args.k, 4096, n_slice), n_users / n_slice)]
             med = measure(comps, args.repeat, n_users * n_items)
-            targets([('get_preds bs 4096 ÷ fastcf (NN)', med[comps[2][0]] / med['fastcf recommend (DataFrame)'], 20, False)])
+            targets([('get_preds bs 4096 ÷ fastcf (NN)', med[comps[2][0]] / med[comps[0][0]], 20, False)])
 
 
 if __name__ == '__main__': main()

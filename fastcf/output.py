@@ -13,7 +13,7 @@ import numpy as np, pandas as pd
 from .export import CollabExport
 
 # %% auto #0
-__all__ = ['recs_frame', 'empty_recs_frame', 'atomic_write', 'RecsWriter']
+__all__ = ['recs_frame', 'recs_frame_of', 'empty_recs_frame', 'atomic_write', 'RecsWriter']
 
 # %% ../nbs/02c_output.ipynb #f6a216ae
 def recs_frame(
@@ -24,14 +24,32 @@ def recs_frame(
     valid:np.ndarray,        # [C, k] False where a user has fewer than k items left
 ) -> pd.DataFrame:
     "One chunk of `iter_topk` as a DataFrame [user, item, score, rank] with raw IDs (rows come from the export: no bounds checks)"
-    n_rows, k = valid.shape
-    if valid.all(): user_rows, item_rows, scores, rank = np.repeat(rows, k), item_rows.ravel(), scores.ravel(), np.tile(np.arange(1, k + 1), n_rows)
-    else:
-        user_rows, item_rows, scores = np.repeat(rows, valid.sum(1)), item_rows[valid], scores[valid]
-        rank = np.broadcast_to(np.arange(1, k + 1), valid.shape)[valid]
-    return pd.DataFrame({exp.user_name: exp.users.ids[user_rows - exp.users.n_pad],
-                         exp.item_name: exp.items.ids[item_rows - exp.items.n_pad],
-                         'score': scores.astype(np.float32, copy=False), 'rank': rank.astype(np.int64, copy=False)})
+    return recs_frame_of(exp, [(rows, item_rows, scores, valid)])
+
+def recs_frame_of(
+    exp:CollabExport,        # the export whose IDs and column names to use
+    chunks,                  # iterable of `iter_topk` chunks (rows, item rows, scores, valid)
+) -> pd.DataFrame:
+    "Every chunk as one DataFrame [user, item, score, rank], written into preallocated columns: no frame per chunk, no concat"
+    chunks = [(np.asarray(r), np.asarray(i), np.asarray(s), np.asarray(v, bool)) for r, i, s, v in chunks]
+    counts = [v.sum(1) for _, _, _, v in chunks]
+    total = int(sum(c.sum() for c in counts))
+    user_ids, item_ids = np.empty(total, exp.users.ids.dtype), np.empty(total, exp.items.ids.dtype)
+    score, rank = np.empty(total, np.float32), np.empty(total, np.int64)
+    pos = 0
+    for (rows, items, scores, valid), count in zip(chunks, counts):
+        end = pos + int(count.sum())
+        user_ids[pos:end] = np.repeat(exp.users.ids[rows - exp.users.n_pad], count)   # map C rows, then repeat: not C·k
+        if end - pos == valid.size:                                                     # every slot valid: no masking
+            np.take(exp.items.ids, items.ravel() - exp.items.n_pad, out=item_ids[pos:end])
+            score[pos:end] = scores.ravel()
+            rank[pos:end].reshape(valid.shape)[:] = np.arange(1, valid.shape[1] + 1)
+        else:
+            item_ids[pos:end] = exp.items.ids[items[valid] - exp.items.n_pad]
+            score[pos:end] = scores[valid]
+            rank[pos:end] = np.broadcast_to(np.arange(1, valid.shape[1] + 1), valid.shape)[valid]
+        pos = end
+    return pd.DataFrame({exp.user_name: user_ids, exp.item_name: item_ids, 'score': score, 'rank': rank}, copy=False)
 
 def empty_recs_frame(exp:CollabExport) -> pd.DataFrame:
     "No recommendations, with the columns and dtypes of `recs_frame`'s"

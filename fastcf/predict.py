@@ -63,6 +63,8 @@ def _resolve_device(device) -> torch.device:
     return torch.device(device)
 
 # %% ../nbs/02_predict.ipynb #4b4711d1
+from .tiles import ItemTiles, pairs_csr, tiled_topk
+
 def iter_topk(
     exp:CollabExport,          # the exported model
     users=None,                # user IDs to rank for (None: every user in the export)
@@ -95,6 +97,8 @@ def iter_topk(
     starts = range(0, len(user_rows), chunk)
     bar = _Progress(len(starts), progress)
     buf = None
+    fused = exp.kind == 'dot' and device.type == 'cpu'               # dot model on the CPU: score and select in cached tiles
+    tiles = ItemTiles(scorer.items_t) if fused else None
     try:
         if allowed is not None and sparse_is_cheaper(exp.kind, len(allowed.items), len(user_rows), len(item_rows)):
             for n, c in enumerate(iter_allowed_pairs(scorer, user_rows, item_rows, allowed, excl, k, chunk)): yield c; bar.update(n + 1)
@@ -103,6 +107,11 @@ def iter_topk(
             for n, s in enumerate(starts):
                 rows = user_rows[s:s+chunk]
                 rows_t = torch.from_numpy(rows).to(device)
+                if fused:
+                    csr = [None if m is None else pairs_csr(*m.pairs(rows, item_col), len(rows)) for m in (allowed, excl)]
+                    vals, cols = tiled_topk(scorer.users.index_select(0, rows_t), tiles, k, exclude=csr[1], only=csr[0], block=block)
+                    yield rows, item_rows[cols.clip(max=len(item_rows) - 1)], scorer.scores(rows_t, torch.from_numpy(vals)).numpy(), vals > -np.inf
+                    bar.update(n + 1); continue
                 if buf is None or buf.shape[0] != len(rows): buf = torch.empty(len(rows), n_cols, device=device)
                 keys = scorer.keys(rows_t, out=buf)
                 if allowed is not None: keep_only(keys, allowed.pairs(rows, item_col), n_cols)

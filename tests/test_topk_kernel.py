@@ -144,3 +144,165 @@ def test_gpu_path_equals_brute_force():
         vals, cols = topk_rows(torch.from_numpy(keys).cuda(), 7, block)
         np.testing.assert_array_equal(vals.cpu().numpy(), ref_vals)
         np.testing.assert_array_equal(cols.cpu().numpy(), ref_cols)
+
+
+# --- the fused tiled kernel (fastcf.tiles), on both paths --------------------------------------------------------------
+import subprocess, sys
+import fastcf.tiles as tiles_mod
+from fastcf.tiles import ItemTiles, kernel_available, pairs_csr, pick_kernel, tiled_topk
+
+KERNELS = ['numpy'] + (['numba'] if kernel_available() else [])
+needs_numba = pytest.mark.skipif(not kernel_available(), reason='needs numba and scipy (pip install fastcf[fast])')
+
+
+def _masked_reference(users, items, k, exclude=None, only=None):
+    "Dense keys U·V, masks applied, stable sort by (-key, column); invalid slots -inf and column 0 (tiled_topk's contract)"
+    keys = users.astype(np.float32) @ items.astype(np.float32)
+    n = len(keys)
+    for mask, keep in ((only, True), (exclude, False)):
+        if mask is None: continue
+        hit = np.zeros(keys.shape, bool)
+        hit[np.repeat(np.arange(n), np.diff(mask[0])), mask[1]] = True
+        keys[~hit if keep else hit] = -np.inf
+    vals, cols = _reference(keys, min(k, keys.shape[1]))
+    return vals, np.where(vals > -np.inf, cols, 0)
+
+
+def _check_tiled(users, items, k, exclude=None, only=None, tile=(16, 16), threads=(1, 3)):
+    want_vals, want_cols = _masked_reference(users, items, k, exclude, only)
+    for kernel in KERNELS:
+        for n_threads in threads:
+            tiles = ItemTiles(items, tile_items=tile[1], tile_users=tile[0])
+            vals, cols = tiled_topk(users, tiles, k, exclude=exclude, only=only, kernel=kernel, threads=n_threads)
+            np.testing.assert_array_equal(vals, want_vals, err_msg=f"{kernel}, {n_threads} threads")
+            np.testing.assert_array_equal(cols, want_cols, err_msg=f"{kernel}, {n_threads} threads")
+
+
+@pytest.mark.parametrize('n_users', [15, 16, 17, 33])
+@pytest.mark.parametrize('n_items', [15, 16, 17, 47, 48, 49])
+def test_tiled_tile_borders(n_users, n_items):
+    "Users and items just below, at and above multiples of the tile (16 × 16); few distinct keys, so ties cross tile borders"
+    rng = np.random.default_rng(n_users * 100 + n_items)
+    users = rng.integers(-2, 3, (n_users, 3)).astype(np.float32)
+    items = rng.integers(-2, 3, (3, n_items)).astype(np.float32)
+    for k in (1, 5, 16, n_items, n_items + 7):                   # k ≥ n_items: every item, sorted
+        _check_tiled(users, items, k)
+
+
+def test_tiled_ties_across_tiles():
+    "The k-th and (k+1)-th keys are equal and sit on the two sides of a tile border: the lower column wins, in every tile order"
+    n_items, k = 64, 3
+    users = np.ones((20, 1), np.float32)
+    items = np.full((1, n_items), -5, np.float32)
+    items[0, [1, 2]] = 9
+    items[0, [15, 16, 33]] = 4                                   # 3rd place tied across the border 15 | 16 and again at 33
+    _check_tiled(users, items, k)
+    for kernel in KERNELS:                                       # by hand: the left side of the border
+        vals, cols = tiled_topk(users, ItemTiles(items, tile_items=16, tile_users=16), k, kernel=kernel)
+        np.testing.assert_array_equal(cols, np.tile([1, 2, 15], (20, 1)))
+
+
+def test_tiled_threshold_ties():
+    "Every key of many rows equals the running threshold (all keys tie, or a tie for the k-th place across several tiles)"
+    rng = np.random.default_rng(5)
+    users = np.ones((40, 1), np.float32)
+    items = rng.integers(0, 3, (1, 100)).astype(np.float32)
+    _check_tiled(users, items, 7)
+    _check_tiled(np.zeros((40, 1), np.float32), items, 7)        # every key 0: the lowest 7 columns
+    vals, cols = tiled_topk(np.zeros((3, 1), np.float32), ItemTiles(items, tile_items=16), 7, kernel=KERNELS[-1])
+    np.testing.assert_array_equal(cols, np.tile(np.arange(7), (3, 1)))
+
+
+def test_tiled_masks_padding_and_fewer_valid_than_k():
+    "Exclusions, candidates, padding keys and rows with every item masked: never returned, -inf slots marked with column 0"
+    rng = np.random.default_rng(6)
+    n_users, n_items, k = 37, 53, 9
+    users = np.concatenate([rng.integers(-2, 3, (n_users, 3)), np.ones((n_users, 1))], 1).astype(np.float32)
+    items = np.concatenate([rng.integers(-2, 3, (3, n_items)), rng.integers(-1, 2, (1, n_items))]).astype(np.float32)
+    items[-1, -4:] = PAD                                         # padding columns, as DotScorer pads the item keys
+    excluded = rng.random((n_users, n_items)) < .4
+    excluded[0] = True                                           # user 0: every item excluded
+    excluded[1] = False; excluded[1, 8:] = True                  # user 1: 8 items left (fewer than k), padding aside
+    allowed = rng.random((n_users, n_items)) < .5
+    allowed[2] = False; allowed[2, [15, 16, 17]] = True          # user 2: three candidates, straddling a tile border
+    exclude, only = pairs_csr(*np.nonzero(excluded), n_users), pairs_csr(*np.nonzero(allowed), n_users)
+    for ex, on in ((exclude, None), (None, only), (exclude, only)):
+        _check_tiled(users, items, k, ex, on)
+    for kernel in KERNELS:
+        vals, cols = tiled_topk(users, ItemTiles(items, tile_items=16, tile_users=16), k, exclude=exclude, kernel=kernel)
+        assert (vals[0] == -np.inf).all() and (cols[0] == 0).all()
+        assert (vals[1, :8] > -np.inf).all() and (vals[1, 8:] == -np.inf).all()
+        assert not (cols[vals > -np.inf] >= n_items - 4).any()   # no padding column
+        vals, cols = tiled_topk(users, ItemTiles(items, tile_items=16), k, only=only, kernel=kernel)
+        np.testing.assert_array_equal(np.sort(cols[2, :3]), [15, 16, 17])
+
+
+def test_tiled_negative_zero_and_default_tiles():
+    "-0.0 ties +0.0 (lower column wins); the default, L2-sized tiles give the same answer as small ones"
+    users = np.array([[1.], [-1.]], np.float32)
+    items = np.full((1, 3000), -1, np.float32); items[0, 10], items[0, 2900] = -0.0, 0.0
+    for kernel in KERNELS:
+        vals, cols = tiled_topk(users[:1], items, 1, kernel=kernel)
+        np.testing.assert_array_equal(cols, [[10]])
+    rng = np.random.default_rng(7)
+    users, items = rng.integers(-3, 4, (300, 5)).astype(np.float32), rng.integers(-3, 4, (5, 5000)).astype(np.float32)
+    _check_tiled(users, items, 50, tile=(None, None), threads=(2,))
+
+
+@needs_numba
+@pytest.mark.parametrize('kernel', ['numba', 'numpy'])
+@pytest.mark.parametrize('excluded', [False, True])
+def test_iter_topk_each_kernel_equals_brute_force(monkeypatch, kernel, excluded):
+    "iter_topk (dot, CPU) forced onto each path by FASTCF_KERNEL, over chunk borders and exclusions, equals a stable sort"
+    monkeypatch.setenv('FASTCF_KERNEL', kernel)
+    calls = []
+    real = tiles_mod._numba_path if kernel == 'numba' else tiles_mod._numpy_path
+    def spy(*a, **kw): calls.append(1); return real(*a, **kw)    # records that the forced path ran, then runs it
+    monkeypatch.setattr(tiles_mod, '_numba_path' if kernel == 'numba' else '_numpy_path', spy)
+    n_users, n_items, k = 157, 203, 6
+    exp = _dyadic_export(n_users, n_items, seed=1)
+    keys = exp.user_factors[1:] @ exp.item_factors[1:].T + exp.item_bias[1:]
+    exclude = None
+    if excluded:
+        rng = np.random.default_rng(8)
+        pairs = np.unique(rng.integers(0, n_users * n_items, n_users * n_items // 4))
+        pairs = np.concatenate([pairs, np.arange(n_items) + 7 * n_items])
+        exclude = pd.DataFrame({'user': pairs // n_items, 'item': pairs % n_items})
+        keys[exclude.user, exclude.item] = -np.inf
+    ref_vals, ref_cols = _reference(keys, k)
+    ref_valid = ref_vals > -np.inf
+    chunks = list(iter_topk(exp, k=k, exclude=exclude, device='cpu', chunk_bytes=20_000, progress=False))
+    assert len(chunks) > 1 and len(calls) == len(chunks)
+    items, valid = np.concatenate([c[1] for c in chunks]), np.concatenate([c[3] for c in chunks])
+    np.testing.assert_array_equal(valid, ref_valid)
+    np.testing.assert_array_equal(items[valid] - 1, ref_cols[ref_valid])
+
+
+def test_numba_missing_falls_back_to_numpy(monkeypatch):
+    "With numba not importable: 'auto' is numpy, forcing numba is an error naming the extra, and recommend still works"
+    real_find_spec = tiles_mod.find_spec
+    monkeypatch.setattr(tiles_mod, 'find_spec', lambda name: None if name == 'numba' else real_find_spec(name))
+    monkeypatch.setitem(sys.modules, 'numba', None)              # `import numba` now raises ImportError
+    monkeypatch.setattr(tiles_mod, '_COMPILED', {})
+    assert not kernel_available()
+    assert pick_kernel('auto', n_cols=10**6) == 'numpy'
+    with pytest.raises(ImportError, match=r"kernel='numba' needs numba and scipy: pip install 'fastcf\[fast\]'"):
+        pick_kernel('numba')
+    monkeypatch.setenv('FASTCF_KERNEL', 'numba')
+    with pytest.raises(ImportError, match="FASTCF_KERNEL='numba' needs numba"):
+        tiled_topk(np.ones((2, 1), np.float32), np.ones((1, 3), np.float32), 2)
+    monkeypatch.setenv('FASTCF_KERNEL', 'numpy')
+    users = np.arange(6, dtype=np.float32).reshape(6, 1)
+    vals, cols = tiled_topk(users, np.array([[1., 3., 2.]], np.float32), 2)
+    np.testing.assert_array_equal(cols[1:], np.tile([1, 2], (5, 1)))
+    monkeypatch.delenv('FASTCF_KERNEL')
+    exp = _dyadic_export(30, 5000)                               # wide enough that 'auto' would take numba if it could
+    chunks = list(iter_topk(exp, k=3, device='cpu', progress=False))
+    assert sum(len(c[0]) for c in chunks) == 30
+
+
+def test_importing_fastcf_does_not_import_numba():
+    "numba is imported on the numba path's first call only"
+    code = "import sys, fastcf.tiles, fastcf.predict, fastcf.topk; print('numba' in sys.modules)"
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == 'False'
