@@ -13,7 +13,7 @@ from .data import random_export
 from .export import CollabExport
 from .topk import PAD, INVALID, check_k, pick_block, topk_rows
 from .scorers import DotScorer, NNScorer
-from .output import RecsWriter, recs_frame, empty_recs_frame
+from .output import RecsWriter, recs_frame, recs_frame_of, empty_recs_frame
 from .candidates import check_id_type, id_rows, check_columns, PairSet, keep_only
 from .candidates import sparse_is_cheaper, iter_allowed_pairs, popular_pool, filled_frame
 
@@ -184,6 +184,9 @@ def recommend(
     if fill:
         pool = popular_pool(exp, items, exclude_items, unknown)
         frames, empty = (filled_frame(exp, c, k, pool, exclude, score) for c in chunks), empty.assign(filled=np.zeros(0, bool))
+    elif out is None:                                                 # one frame from preallocated columns: no concat
+        chunks = list(chunks)
+        return recs_frame_of(exp, chunks) if chunks else empty
     else: frames = (recs_frame(exp, *c) for c in chunks)
     if out is None:
         frames = list(frames)
