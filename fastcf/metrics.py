@@ -25,25 +25,13 @@ def _per_user(stats:dict) -> dict:
             'map': stats['precision_sum'] / capped, 'map_all': stats['precision_sum'] / n_relevant,
             'mrr': stats['reciprocal_rank'], 'hit_rate': (n_hits > 0).astype(float)}
 
-def _metric_args(
-    recs:pd.DataFrame,     # recommendations: user, item, score, rank (as `recommend` returns)
-    heldout:pd.DataFrame,  # held-out ratings: user, item, rating
-    k:int=10,              # length of the lists evaluated (each user's top `k`)
-    relevance:float=None,  # a held-out pair is relevant if its rating >= this; None: every held-out pair is relevant
-    user_col:str=None,     # user column, in both frames; None: the first column of `recs`
-    item_col:str=None,     # item column, in both frames; None: the second column of `recs`
-    rating_col:str=None,   # rating column of `heldout`; None: its third column
-    users:str='heldout',   # average over every user with a relevant held-out item ('heldout') or only those also in `recs` ('common')
-):
-    "The arguments every ranking metric takes (documented once, shared with `delegates`)"
-
 def _mean_metric(name:str, *args, **kwargs) -> float:
     "Mean over the evaluated users of one metric; arguments as `hit_stats`"
     return float(np.mean(_per_user(hit_stats(*args, **kwargs))[name]))
 
 
 # %% ../nbs/03a_metrics.ipynb #7bed2d2b
-@delegates(_metric_args)
+@delegates(hit_stats, but=['graded'])
 def precision_at_k(
     recs:pd.DataFrame,     # recommendations: user, item, score, rank (as `recommend` returns)
     heldout:pd.DataFrame,  # held-out ratings: user, item, rating
@@ -55,7 +43,7 @@ def precision_at_k(
     return _mean_metric('precision', recs, heldout, k, relevance, **kwargs)
 
 # %% ../nbs/03a_metrics.ipynb #cd0b3a60
-@delegates(_metric_args)
+@delegates(hit_stats, but=['graded'])
 def recall_at_k(
     recs:pd.DataFrame,     # recommendations: user, item, score, rank (as `recommend` returns)
     heldout:pd.DataFrame,  # held-out ratings: user, item, rating
@@ -67,7 +55,7 @@ def recall_at_k(
     return _mean_metric('recall', recs, heldout, k, relevance, **kwargs)
 
 # %% ../nbs/03a_metrics.ipynb #b6568e37
-@delegates(_metric_args)
+@delegates(hit_stats, but=['graded'])
 def ndcg_at_k(
     recs:pd.DataFrame,     # recommendations: user, item, score, rank (as `recommend` returns)
     heldout:pd.DataFrame,  # held-out ratings: user, item, rating
@@ -80,7 +68,7 @@ def ndcg_at_k(
     return _mean_metric('ndcg', recs, heldout, k, relevance, graded=graded, **kwargs)
 
 # %% ../nbs/03a_metrics.ipynb #a82f3e81
-@delegates(_metric_args)
+@delegates(hit_stats, but=['graded'])
 def map_at_k(
     recs:pd.DataFrame,     # recommendations: user, item, score, rank (as `recommend` returns)
     heldout:pd.DataFrame,  # held-out ratings: user, item, rating
@@ -92,7 +80,7 @@ def map_at_k(
     return _mean_metric('map', recs, heldout, k, relevance, **kwargs)
 
 # %% ../nbs/03a_metrics.ipynb #a8d52c0e
-@delegates(_metric_args)
+@delegates(hit_stats, but=['graded'])
 def map_all_at_k(
     recs:pd.DataFrame,     # recommendations: user, item, score, rank (as `recommend` returns)
     heldout:pd.DataFrame,  # held-out ratings: user, item, rating
@@ -104,7 +92,7 @@ def map_all_at_k(
     return _mean_metric('map_all', recs, heldout, k, relevance, **kwargs)
 
 # %% ../nbs/03a_metrics.ipynb #206297bf
-@delegates(_metric_args)
+@delegates(hit_stats, but=['graded'])
 def mrr_at_k(
     recs:pd.DataFrame,     # recommendations: user, item, score, rank (as `recommend` returns)
     heldout:pd.DataFrame,  # held-out ratings: user, item, rating
@@ -116,7 +104,7 @@ def mrr_at_k(
     return _mean_metric('mrr', recs, heldout, k, relevance, **kwargs)
 
 # %% ../nbs/03a_metrics.ipynb #62bc4f44
-@delegates(_metric_args)
+@delegates(hit_stats, but=['graded'])
 def hit_rate_at_k(
     recs:pd.DataFrame,     # recommendations: user, item, score, rank (as `recommend` returns)
     heldout:pd.DataFrame,  # held-out ratings: user, item, rating
@@ -128,7 +116,7 @@ def hit_rate_at_k(
     return _mean_metric('hit_rate', recs, heldout, k, relevance, **kwargs)
 
 # %% ../nbs/03a_metrics.ipynb #b43482b2
-@delegates(_metric_args)
+@delegates(hit_stats, but=['graded'])
 def ranking_metrics(
     recs:pd.DataFrame,     # recommendations: user, item, score, rank (as `recommend` returns)
     heldout:pd.DataFrame,  # held-out ratings: user, item, rating
@@ -142,7 +130,7 @@ def ranking_metrics(
     return {**{name: float(np.mean(values)) for name, values in per_user.items()}, 'n_users': len(per_user['precision'])}
 
 # %% ../nbs/03a_metrics.ipynb #a30bc1fa
-@delegates(_metric_args)
+@delegates(hit_stats, but=['graded'])
 def per_user_metrics(
     recs:pd.DataFrame,     # recommendations: user, item, score, rank (as `recommend` returns)
     heldout:pd.DataFrame,  # held-out ratings: user, item, rating
