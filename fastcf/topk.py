@@ -105,7 +105,9 @@ def _select_dense(keys:np.ndarray, k:int) -> tuple:
     mask = keys >= kth[:, None]
     mask[exact] = False
     flat = np.flatnonzero(mask)                                     # exactly k per remaining row, in column order
-    vals, cols = keys.ravel()[flat].reshape(-1, k), (flat % n_cols).reshape(-1, k)
+    kept = np.flatnonzero(~exact)
+    vals = np.take(keys.ravel(), flat).reshape(-1, k)
+    cols = flat.reshape(-1, k) - (kept * n_cols)[:, None]                # row-major: a subtraction per row, not a modulo per key
     order = np.argsort(-vals, axis=1)
     vals, cols = np.take_along_axis(vals, order, 1), np.take_along_axis(cols, order, 1)
     inner = (vals[:, 1:] == vals[:, :-1]).any(1)                    # equal values inside the top k: column order
@@ -114,8 +116,9 @@ def _select_dense(keys:np.ndarray, k:int) -> tuple:
         order = np.argsort(c, axis=1); v, c = np.take_along_axis(v, order, 1), np.take_along_axis(c, order, 1)
         order = np.argsort(-v, axis=1, kind='stable')
         vals[inner], cols[inner] = np.take_along_axis(v, order, 1), np.take_along_axis(c, order, 1)
+    if len(kept) == n_rows: return vals, cols, exact                     # the usual case: no row needs the exact path
     out_vals, out_cols = np.full((n_rows, k), -np.inf, np.float32), np.zeros((n_rows, k), np.int64)
-    out_vals[~exact], out_cols[~exact] = vals, cols
+    out_vals[kept], out_cols[kept] = vals, cols
     return out_vals, out_cols, exact
 
 def _select_above(cand:np.ndarray, thr:np.ndarray, k:int, max_width:int=None) -> tuple:
