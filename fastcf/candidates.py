@@ -153,7 +153,8 @@ def iter_allowed_pairs(
 ):
     "`iter_topk`'s chunks scoring only the allowed pairs (of `item_rows`, not in `exclude`), top `k` among them; ties to the lower item"
     n_items = len(item_rows)
-    item_col = np.full(max(allowed.items.max(initial=-1), item_rows.max(initial=-1)) + 1, -1, np.int64)
+    last = max(allowed.items.max(initial=-1), item_rows.max(initial=-1), -1 if exclude is None else exclude.items.max(initial=-1))
+    item_col = np.full(last + 1, -1, np.int64)                          # every item row either pair set names maps somewhere
     item_col[item_rows] = np.arange(n_items)
     with torch.no_grad():
         for s in range(0, len(user_rows), chunk):

@@ -113,3 +113,19 @@ def test_fill_popular_bad_input_writes_nothing(tmp_path, name):
     no_counts = copy.copy(e); no_counts.item_counts = None
     with pytest.raises(ValueError, match='item_counts'): recommend(no_counts, fill='popular', out=tmp_path / name)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize('kind', ['dot', 'nn'])
+def test_pairs_path_ignores_an_excluded_item_outside_items(kind, monkeypatch):
+    "An excluded pair naming an item above every candidate and every `items=` row is ignored, as on the dense path"
+    e = random_export(100, 50, 4, kind=kind, seed=0)
+    cand = pd.DataFrame({'user': [0, 0, 1], 'item': [1, 2, 3]})
+    ex = pd.DataFrame({'user': [0], 'item': [49]})                # item 49: neither a candidate nor in items=
+    assert sparse_is_cheaper(kind, len(cand), 100, 4)             # the pairs-only path runs
+    got = recommend(e, k=3, candidates=cand, exclude=ex, items=[1, 2, 3, 4], device='cpu', progress=False)
+    assert sorted(map(tuple, got[['user', 'item']].values.tolist())) == [(0, 1), (0, 2), (1, 3)]
+    import fastcf.candidates as fc
+    monkeypatch.setitem(fc.SPARSE_SHARE, kind, 0.0)               # the dense path, for the order and the scores
+    dense = recommend(e, k=3, candidates=cand, exclude=ex, items=[1, 2, 3, 4], device='cpu', progress=False)
+    pd.testing.assert_frame_equal(got[['user', 'item', 'rank']], dense[['user', 'item', 'rank']])
+    np.testing.assert_allclose(got.score, dense.score, rtol=1e-5)
