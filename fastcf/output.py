@@ -133,13 +133,18 @@ def _remove_own_temps(path:Path):
             try: os.unlink(path.parent / name)
             except OSError: pass
 
+_SIGTERM = {'pending': False}   # a SIGTERM came during the current write (checked again before each chunk)
+
 @contextmanager
 def _cleanup_on_sigterm(path:Path):
     "While the block writes `path` in the main thread: SIGTERM unwinds it (cleaning up), then goes to the previous handler"
     if threading.current_thread() is not threading.main_thread(): yield; return
     previous = signal.getsignal(signal.SIGTERM)
     if previous in (signal.SIG_IGN, None): yield; return      # ignored, or a handler Python did not install: leave it
-    def raise_terminated(signum, frame): raise _Terminated(signum)
+    def raise_terminated(signum, frame):
+        _SIGTERM['pending'] = True                                   # kept, in case a library swallows the exception
+        raise _Terminated(signum)
+    _SIGTERM['pending'] = False
     signal.signal(signal.SIGTERM, raise_terminated)
     try: yield
     except _Terminated:
@@ -147,7 +152,7 @@ def _cleanup_on_sigterm(path:Path):
         _remove_own_temps(path)
         signal.raise_signal(signal.SIGTERM)     # the default action ends the process as it would have; a handler runs now
         raise InterruptedError(f"SIGTERM while writing {str(path)!r}: nothing was written") from None
-    finally: signal.signal(signal.SIGTERM, previous)
+    finally: signal.signal(signal.SIGTERM, previous); _SIGTERM['pending'] = False
 
 # %% ../nbs/02c_output.ipynb #49d36633
 @contextmanager
@@ -194,6 +199,7 @@ class RecsWriter:
 
     def write(self, df:pd.DataFrame):
         "Append the rows of `df` (columns as `recs_frame` makes them)"
+        if _SIGTERM['pending']: raise _Terminated(signal.SIGTERM)    # the handler's exception was lost on the way (e.g. in a finaliser)
         if self.parquet:
             import pyarrow as pa, pyarrow.parquet as pq
             table = pa.Table.from_pandas(df, schema=self.schema, preserve_index=False)

@@ -282,3 +282,30 @@ def test_folders_that_exist_or_hold_other_files_stay(tmp_path, exp):
     path = recommend(exp, k=2, out=out)
     with pytest.raises(KeyError): recommend(exp, users=[777], out=out)
     assert path.exists()
+
+LOST = textwrap.dedent("""
+    import os, signal, sys
+    import pandas as pd
+    from fastcf.output import RecsWriter
+    from fastcf.data import random_export
+    exp = random_export(5, 4, seed=0)
+    def note(signum, frame): print('handled', flush=True)
+    signal.signal(signal.SIGTERM, note)
+    frame = pd.DataFrame({'user': [1], 'item': [2], 'score': [0.5], 'rank': [1]})
+    try:
+        with RecsWriter(sys.argv[1], exp) as w:
+            w.write(frame)
+            try: os.kill(os.getpid(), signal.SIGTERM)        # the handler's exception, lost in library code
+            except BaseException: pass
+            w.write(frame)
+    except InterruptedError as e: print(type(e).__name__, flush=True)
+    print('exists' if os.path.exists(sys.argv[1]) else 'absent', flush=True)
+""")
+
+@pytest.mark.slow                      # a child process, then a signal to itself
+def test_sigterm_whose_exception_is_swallowed_still_stops_the_write(tmp_path):
+    out = tmp_path / 'recs.csv'
+    env = dict(os.environ, PYTHONPATH=str(Path(fastcf.__file__).parent.parent))
+    res = subprocess.run([sys.executable, '-c', LOST, str(out)], env=env, capture_output=True, text=True, timeout=120)
+    assert res.stdout.splitlines() == ['handled', 'InterruptedError', 'absent'], (res.stdout, res.stderr)
+    assert list(tmp_path.iterdir()) == []
