@@ -1,0 +1,23 @@
+"README's generated parts agree with the code."
+import subprocess, sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / 'tools' / 'module_map.py'
+
+def check(readme:Path):
+    return subprocess.run([sys.executable, str(SCRIPT), '--check', '--readme', str(readme)], capture_output=True, text=True)
+
+def test_module_table_is_current():
+    "README's module table is `tools/module_map.py`'s output for the package as it is"
+    out = check(ROOT / 'README.md')
+    assert out.returncode == 0, out.stderr
+
+def test_module_table_check_fails_when_stale(tmp_path):
+    "The check is not vacuous: a README whose table lost a row, or whose line count is off, is refused"
+    lines = (ROOT / 'README.md').read_text().split('\n')
+    row = next(i for i, line in enumerate(lines) if line.startswith('| `'))
+    for stale in (lines[:row] + lines[row + 1:], lines[:row] + [lines[row].rsplit('|', 2)[0] + '| 1 |'] + lines[row + 1:]):
+        (tmp_path / 'README.md').write_text('\n'.join(stale))
+        out = check(tmp_path / 'README.md')
+        assert out.returncode == 1 and 'stale' in out.stderr, out
