@@ -144,7 +144,7 @@ def raise_pending_sigterm():
 @contextmanager
 def atomic_write(
     path,                # the file to write; its missing folders are created (and removed again on failure)
-    what:str|None='out', # the argument's name in error messages; None names the path alone
+    what:str|None=None,  # the argument's name in error messages (`out` → "out='recs.csv'"); None names the path alone
 ):
     "Yield a new hidden temporary beside `path` to write; renamed onto `path` when the block succeeds, removed on an error or SIGTERM"
     path = Path(path)

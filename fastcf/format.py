@@ -92,7 +92,7 @@ def write_export(
                     arrays={k: dict(dtype=a.dtype.str, shape=list(a.shape), crc32=crcs[k]) for k, a in arrays.items()})
         return np.frombuffer(json.dumps(meta, allow_nan=False).encode(), dtype=np.uint8)
     try:
-        with atomic_write(path, what=None) as tmp, open(tmp, 'wb') as f:   # what=None: errors say "cannot write <path>: ..."
+        with atomic_write(path) as tmp, open(tmp, 'wb') as f:     # its errors say "cannot write <path>: ..."
             _write_npz(f, arrays, metadata)
             f.flush(); os.fsync(f.fileno())
     except (AtomicWriteError, InterruptedError): raise            # atomic_write's own: they name the file already

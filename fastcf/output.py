@@ -80,7 +80,7 @@ class RecsWriter:
         self.schema = _arrow_schema(exp) if self.parquet and exp is not None else None   # typed columns even with no rows
 
     def __enter__(self):
-        self._file = atomic_write(self.path)
+        self._file = atomic_write(self.path, what='out')
         self.tmp = self._file.__enter__()
         return self
 
