@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np, torch
 from torch import nn
 import fastcf
+from .atomic import AtomicWriteError, atomic_write
 from .vocab import Vocab
 
 # %% auto #0
@@ -70,7 +71,6 @@ def write_export(
     path,    # the file to write (its missing folders are created)
 ) -> Path:
     "Write `exp` to `path` as one .npz file (no pickles) through `atomic_write`: the file appears complete or not at all"
-    from fastcf.output import atomic_write   # fastcf.output imports fastcf.export, which imports this module
     path = Path(path)
     if path.is_dir(): raise IsADirectoryError(f"{path} is a directory; give a file name such as {path / 'model.fcf'}")
     arrays = {**_id_arrays(exp.users, 'user'), **_id_arrays(exp.items, 'item'),
@@ -92,12 +92,11 @@ def write_export(
                     arrays={k: dict(dtype=a.dtype.str, shape=list(a.shape), crc32=crcs[k]) for k, a in arrays.items()})
         return np.frombuffer(json.dumps(meta, allow_nan=False).encode(), dtype=np.uint8)
     try:
-        with atomic_write(path, what='path') as tmp, open(tmp, 'wb') as f:
+        with atomic_write(path) as tmp, open(tmp, 'wb') as f:     # its errors say "cannot write <path>: ..."
             _write_npz(f, arrays, metadata)
             f.flush(); os.fsync(f.fileno())
-    except OSError as e:   # atomic_write's message names `path=...`; the export's has always said "cannot write <path>"
-        why = str(e).split(': ', 1)[-1] if str(e).startswith('cannot write') else (e.strerror or str(e))
-        raise type(e)(f"cannot write {path}: {why}") from None
+    except (AtomicWriteError, InterruptedError): raise            # atomic_write's own: they name the file already
+    except OSError as e: raise AtomicWriteError.of(e, path, None) from None   # from the writing itself (a full disk)
     return path
 
 # %% ../nbs/01a_format.ipynb #9548818b

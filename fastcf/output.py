@@ -1,4 +1,4 @@
-"""One chunk of top-K results as a DataFrame with raw IDs, and files written atomically: a hidden temporary beside the target, renamed when complete, removed on an error or SIGTERM.
+"""One chunk of top-K results as a DataFrame with raw IDs, and a writer that streams the chunks to one Parquet or CSV file, atomically.
 
 Docs: https://fastcf.github.io/fastcf/output.html.md"""
 
@@ -6,18 +6,16 @@ Docs: https://fastcf.github.io/fastcf/output.html.md"""
 
 # %% ../nbs/02c_output.ipynb #2b01bd79
 from __future__ import annotations
-import os, re, secrets, signal, socket, threading
-from contextlib import contextmanager
 from pathlib import Path
 import numpy as np, pandas as pd
-from .export import CollabExport
+from .atomic import atomic_write, raise_pending_sigterm
 
 # %% auto #0
-__all__ = ['recs_frame', 'recs_frame_of', 'empty_recs_frame', 'atomic_write', 'RecsWriter']
+__all__ = ['recs_frame', 'recs_frame_of', 'empty_recs_frame', 'RecsWriter']
 
 # %% ../nbs/02c_output.ipynb #f6a216ae
 def recs_frame(
-    exp:CollabExport,        # the export whose IDs and column names to use
+    exp,                     # a `CollabExport`: its IDs and column names are used
     rows:np.ndarray,         # [C] user rows of the chunk
     item_rows:np.ndarray,    # [C, k] item rows of each user's top k
     scores:np.ndarray,       # [C, k] their scores
@@ -27,7 +25,7 @@ def recs_frame(
     return recs_frame_of(exp, [(rows, item_rows, scores, valid)])
 
 def recs_frame_of(
-    exp:CollabExport,        # the export whose IDs and column names to use
+    exp,                     # a `CollabExport`: its IDs and column names are used
     chunks,                  # iterable of `iter_topk` chunks (rows, item rows, scores, valid)
 ) -> pd.DataFrame:
     "Every chunk as one DataFrame [user, item, score, rank], written into preallocated columns: no frame per chunk, no concat"
@@ -51,8 +49,8 @@ def recs_frame_of(
         pos = end
     return pd.DataFrame({exp.user_name: user_ids, exp.item_name: item_ids, 'score': score, 'rank': rank}, copy=False)
 
-def empty_recs_frame(exp:CollabExport) -> pd.DataFrame:
-    "No recommendations, with the columns and dtypes of `recs_frame`'s"
+def empty_recs_frame(exp) -> pd.DataFrame:
+    "No recommendations for the `CollabExport` `exp`, with the columns and dtypes of `recs_frame`'s"
     return recs_frame(exp, np.zeros(0, np.int64), np.zeros((0, 1), np.int64), np.zeros((0, 1), np.float32), np.zeros((0, 1), bool))
 
 # %% ../nbs/02c_output.ipynb #772021b1
@@ -64,123 +62,12 @@ def _arrow_schema(exp):
     return pa.schema([(exp.user_name, types[exp.users.kind]), (exp.item_name, types[exp.items.kind]),
                       ('score', pa.float32()), ('rank', pa.int64())])
 
-_HOST = re.sub(r'[^A-Za-z0-9-]', '-', socket.gethostname()) or 'host'
-
-def _temp_pattern(path:Path) -> re.Pattern:
-    "Names of the writer's temporaries for `path` from this host: `.{name}.{host}.{pid}.{8 hex}.tmp`"
-    return re.compile(rf"\.{re.escape(path.name)}\.{re.escape(_HOST)}\.(\d+)\.[0-9a-f]{{8}}\.tmp")
-
-def _create_temp(path:Path, what:str='out') -> Path:
-    "A new hidden file beside `path`, created like `open()` does (mode 0666 less the umask)"
-    for _ in range(100):
-        tmp = path.parent / f".{path.name}.{_HOST}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-        try: fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        except FileExistsError: continue
-        except OSError as e:
-            raise type(e)(f"cannot write {what}={str(path)!r}: no file can be created in {str(path.parent)!r} "
-                          f"({e.strerror or e})") from None
-        os.close(fd)
-        return tmp
-    raise FileExistsError(f"cannot write {what}={str(path)!r}: no free temporary name in {str(path.parent)!r}")
-
-def _pid_alive(pid:int) -> bool:
-    "Whether process `pid` exists (and, unless we can tell, assume it does)"
-    if pid == os.getpid() or os.name == 'nt': return True      # on Windows os.kill would terminate it
-    try: os.kill(pid, 0)
-    except ProcessLookupError: return False
-    except OSError: return True
-    return True
-
-def _remove_stale(path:Path):
-    "Remove the temporaries a killed writer (SIGKILL) left for `path`: our own naming pattern, from a process that is gone"
-    pattern = _temp_pattern(path)
-    try: names = os.listdir(path.parent)
-    except OSError: return
-    for name in names:
-        m = pattern.fullmatch(name)
-        if m and not _pid_alive(int(m.group(1))):
-            try: os.unlink(path.parent / name)
-            except OSError: pass
-
-def _make_folders(folder:Path, path:Path, what:str='out') -> list:
-    "Create `folder` and its missing parents; returns the ones created, outermost first"
-    missing = []
-    while not folder.exists(): missing.append(folder); folder = folder.parent
-    created = []
-    try:
-        for d in reversed(missing): d.mkdir(exist_ok=True); created.append(d)
-    except OSError as e:
-        _remove_folders(created)
-        raise type(e)(f"cannot write {what}={str(path)!r}: creating folder {str(d)!r} failed: {e.strerror or e}") from None
-    return created
-
-def _remove_folders(created:list):
-    "Remove the folders in `created` (outermost first) if they are empty, innermost first"
-    for d in reversed(created):
-        try: d.rmdir()
-        except OSError: break
-
-# %% ../nbs/02c_output.ipynb #a5649594
-class _Terminated(BaseException):
-    "Raised by the SIGTERM handler during a write, so that the temporary is removed on the way out"
-
-def _remove_own_temps(path:Path):
-    "Remove this process's temporaries for `path` (a SIGTERM may come before the writer knows its file)"
-    pattern = _temp_pattern(path)
-    for name in os.listdir(path.parent) if path.parent.is_dir() else []:
-        m = pattern.fullmatch(name)
-        if m and int(m.group(1)) == os.getpid():
-            try: os.unlink(path.parent / name)
-            except OSError: pass
-
-_SIGTERM = {'pending': False}   # a SIGTERM came during the current write (checked again before each chunk)
-
-@contextmanager
-def _cleanup_on_sigterm(path:Path):
-    "While the block writes `path` in the main thread: SIGTERM unwinds it (cleaning up), then goes to the previous handler"
-    if threading.current_thread() is not threading.main_thread(): yield; return
-    previous = signal.getsignal(signal.SIGTERM)
-    if previous in (signal.SIG_IGN, None): yield; return      # ignored, or a handler Python did not install: leave it
-    def raise_terminated(signum, frame):
-        _SIGTERM['pending'] = True                                   # kept, in case a library swallows the exception
-        raise _Terminated(signum)
-    _SIGTERM['pending'] = False
-    signal.signal(signal.SIGTERM, raise_terminated)
-    try: yield
-    except _Terminated:
-        signal.signal(signal.SIGTERM, previous)
-        _remove_own_temps(path)
-        signal.raise_signal(signal.SIGTERM)     # the default action ends the process as it would have; a handler runs now
-        raise InterruptedError(f"SIGTERM while writing {str(path)!r}: nothing was written") from None
-    finally: signal.signal(signal.SIGTERM, previous); _SIGTERM['pending'] = False
-
-# %% ../nbs/02c_output.ipynb #49d36633
-@contextmanager
-def atomic_write(
-    path,                # the file to write; its missing folders are created (and removed again on failure)
-    what:str='out',      # the argument's name in error messages
-):
-    "Yield a new hidden temporary beside `path` to write; renamed onto `path` when the block succeeds, removed on an error or SIGTERM"
-    path = Path(path)
-    if path.is_dir(): raise IsADirectoryError(f"{what}={str(path)!r} is a directory; give a file name")
-    with _cleanup_on_sigterm(path):
-        created, tmp, ok = _make_folders(path.parent, path, what), None, False
-        try:
-            _remove_stale(path)
-            tmp = _create_temp(path, what)
-            yield tmp
-            os.replace(tmp, path); ok = True
-        finally:
-            if not ok:
-                if tmp is not None and os.path.exists(tmp): os.unlink(tmp)
-                _remove_folders(created)
-
 # %% ../nbs/02c_output.ipynb #2464f888
 class RecsWriter:
     "Stream recommendation frames to a .parquet or .csv file atomically, as a context manager: the file appears complete or not at all"
     def __init__(self,
         path,                       # the .parquet or .csv file to write
-        exp:CollabExport=None,      # the export, for typed Parquet columns and the header of an empty result
+        exp=None,                   # the `CollabExport`, for typed Parquet columns and the header of an empty result
     ):
         self.path, self.exp = Path(path), exp
         suffix = self.path.suffix.lower()
@@ -193,13 +80,13 @@ class RecsWriter:
         self.schema = _arrow_schema(exp) if self.parquet and exp is not None else None   # typed columns even with no rows
 
     def __enter__(self):
-        self._file = atomic_write(self.path)
+        self._file = atomic_write(self.path, what='out')
         self.tmp = self._file.__enter__()
         return self
 
     def write(self, df:pd.DataFrame):
         "Append the rows of `df` (columns as `recs_frame` makes them)"
-        if _SIGTERM['pending']: raise _Terminated(signal.SIGTERM)    # the handler's exception was lost on the way (e.g. in a finaliser)
+        raise_pending_sigterm()        # a SIGTERM whose exception was lost on the way (e.g. in a finaliser)
         if self.parquet:
             import pyarrow as pa, pyarrow.parquet as pq
             table = pa.Table.from_pandas(df, schema=self.schema, preserve_index=False)
