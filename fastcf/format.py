@@ -213,6 +213,8 @@ def _check_meta(meta, path) -> int:
     mlp = meta.get('mlp')
     if not isinstance(mlp, list) or not all(isinstance(op, dict) and op.get('op') in OPS for op in mlp):
         raise _bad(path, f"mlp must be a list of ops ({', '.join(OPS)}), got {_short(mlp)}")
+    for j, op in enumerate(mlp):
+        if set(op) != {'op', *OPS[op['op']]}: raise _bad(path, f"mlp op {j} ({op['op']}) has keys {sorted(op)}, expected {['op', *OPS[op['op']]]}")
     if meta['kind'] == 'nn' and not mlp: raise _bad(path, "an 'nn' export needs its mlp ops")
     if meta.get('versions') is not None and not isinstance(meta['versions'], dict): raise _bad(path, f"versions must be an object, got {_short(meta['versions'])}")
     if version >= 2:
