@@ -6,7 +6,7 @@ Docs: https://fastcf.github.io/fastcf/format.html.md"""
 
 # %% ../nbs/01a_format.ipynb #5f2f8709
 from __future__ import annotations
-import json, os, zipfile, zlib, struct
+import json, os, re, zipfile, zlib, struct
 from pathlib import Path
 import numpy as np, torch
 from torch import nn
@@ -122,12 +122,31 @@ def _bad(path, why:str) -> ExportFormatError: return ExportFormatError(f"{path} 
 _DEFLATE_RATIO = 1100       # zlib cannot compress better than about 1032:1, so a member claiming more is lying
 _MAX_META = 16 << 20        # the metadata of a 1,000-op MLP is a few hundred KB
 
-def _header(f) -> tuple:
-    "Shape, Fortran order and dtype from an .npy header (numpy's own parser, with its header-size limit)"
-    version = np.lib.format.read_magic(f)
-    if version == (1, 0): return np.lib.format.read_array_header_1_0(f)
-    if version == (2, 0): return np.lib.format.read_array_header_2_0(f)
-    raise ValueError(f".npy format version {version}")
+_MAX_HEADER = 10_000        # numpy's own limit; an export's headers are 118 bytes
+_NPY_HEADER = re.compile(r"\{'descr': '([<>|][biufcU][0-9]{1,9})', 'fortran_order': (False|True), "
+                         r"'shape': \((|[0-9]{1,19},|[0-9]{1,19}(?:, [0-9]{1,19})+)\), \} *\n")
+
+def _npy_header(f, path, name:str) -> tuple:
+    "Shape, Fortran order and dtype from the .npy header of member `name`: exactly as numpy writes it, or `ExportFormatError`"
+    bad = lambda why: _bad(path, f"member {name!r} has no valid .npy header: {why}")
+    magic = f.read(8)
+    if len(magic) < 8 or magic[:6] != b'\x93NUMPY': raise bad(f"it starts {magic!r}, not with the .npy magic string")
+    if magic[6:] not in (b'\x01\x00', b'\x02\x00'): raise bad(f"format version {magic[6]}.{magic[7]}, expected 1.0 or 2.0")
+    n_size = 2 if magic[6] == 1 else 4
+    size_bytes = f.read(n_size)
+    if len(size_bytes) < n_size: raise bad("it ends inside the header length")
+    size = int.from_bytes(size_bytes, 'little')
+    if size > _MAX_HEADER: raise bad(f"it declares a {size:,}-byte header (the limit is {_MAX_HEADER:,})")
+    text = f.read(size).decode('latin-1')
+    if len(text) < size: raise bad(f"it ends inside its {size:,}-byte header")
+    m = _NPY_HEADER.fullmatch(text)
+    if m is None: raise bad(f"{text[:120]!r} is not a header numpy writes")
+    try: got = np.dtype(m[1])
+    except (TypeError, ValueError): raise bad(f"descr {m[1]!r} is not a dtype") from None
+    return tuple(int(n) for n in m[3].split(',') if n), m[2] == 'True', got
+
+_UNREADABLE = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, NotImplementedError, EOFError, OSError, ValueError,
+               TypeError, KeyError, IndexError, AttributeError, struct.error, RuntimeError, OverflowError, RecursionError)
 
 def _read_member(zf:zipfile.ZipFile, path, name:str, dtype:str, shape:tuple, disk_size:int, crc32:int=None) -> np.ndarray:
     "Array `name` of the export, its header checked against `dtype` ('U': any unicode) and `shape` (None: any) before allocating"
@@ -139,26 +158,30 @@ def _read_member(zf:zipfile.ZipFile, path, name:str, dtype:str, shape:tuple, dis
     if info.compress_size > disk_size or info.file_size > max(info.compress_size, 64) * ratio:
         raise _bad(path, f"member {name!r} claims {info.file_size:,} bytes from {info.compress_size:,} in a "
                          f"{disk_size:,}-byte file (truncated or forged)")
-    with zf.open(info) as f:
-        got_shape, fortran, got = _header(f)
-        dtype_ok = (got.kind == 'U' and got.byteorder in '<=') if dtype == 'U' else got == np.dtype(dtype)
-        if (not dtype_ok or len(got_shape) != len(shape) or (fortran and len(shape) > 1)
-                or any(want is not None and want != have for want, have in zip(shape, got_shape))):
-            want = tuple('any' if s is None else s for s in shape)
-            raise _bad(path, f"member {name!r} holds {got.str} {got_shape}{' (Fortran order)' if fortran else ''}, "
-                             f"expected {dtype} {want}")
-        nbytes = got.itemsize * int(np.prod(got_shape, dtype=object))
-        if f.tell() + nbytes != info.file_size:
-            raise _bad(path, f"member {name!r} declares {nbytes:,} bytes of data but holds {info.file_size - f.tell():,}")
-        if crc32 is not None and info.CRC != crc32:      # zipfile checks the data against info.CRC as it reads
-            raise _bad(path, f"member {name!r} does not match the checksum in the metadata (modified, or swapped in from another file)")
-        out = np.empty(got_shape, dtype=got)
-        view, pos = memoryview(out.reshape(-1).view(np.uint8)), 0
-        while pos < nbytes:
-            chunk = f.read(min(nbytes - pos, 16 << 20))
-            if not chunk: raise _bad(path, f"member {name!r} is truncated")
-            view[pos:pos + len(chunk)] = chunk; pos += len(chunk)
-        f.read(1)                                  # at the end of a member zipfile checks its CRC
+    try:
+        with zf.open(info) as f:
+            got_shape, fortran, got = _npy_header(f, path, name)
+            dtype_ok = (got.kind == 'U' and got.byteorder in '<=') if dtype == 'U' else got == np.dtype(dtype)
+            if (not dtype_ok or len(got_shape) != len(shape) or (fortran and len(shape) > 1)
+                    or any(want is not None and want != have for want, have in zip(shape, got_shape))):
+                want = tuple('any' if s is None else s for s in shape)
+                raise _bad(path, f"member {name!r} holds {got.str} {got_shape}{' (Fortran order)' if fortran else ''}, "
+                                 f"expected {dtype} {want}")
+            nbytes = got.itemsize * int(np.prod(got_shape, dtype=object))
+            if f.tell() + nbytes != info.file_size:
+                raise _bad(path, f"member {name!r} declares {nbytes:,} bytes of data but holds {info.file_size - f.tell():,}")
+            if crc32 is not None and info.CRC != crc32:      # zipfile checks the data against info.CRC as it reads
+                raise _bad(path, f"member {name!r} does not match the checksum in the metadata (modified, or swapped in from another file)")
+            out = np.empty(got_shape, dtype=got)
+            view, pos = memoryview(out.reshape(-1).view(np.uint8)), 0
+            while pos < nbytes:
+                chunk = f.read(min(nbytes - pos, 16 << 20))
+                if not chunk: raise _bad(path, f"member {name!r} is truncated")
+                view[pos:pos + len(chunk)] = chunk; pos += len(chunk)
+            f.read(1)                              # at the end of a member zipfile checks its CRC
+    except ExportFormatError: raise
+    except _UNREADABLE as e:                           # zipfile's CRC check, zlib: the member's bytes are damaged
+        raise _bad(path, f"member {name!r} is unreadable: {type(e).__name__}: {e}") from None
     return out
 
 # %% ../nbs/01a_format.ipynb #346630a2
@@ -189,6 +212,8 @@ def _check_meta(meta, path) -> int:
     mlp = meta.get('mlp')
     if not isinstance(mlp, list) or not all(isinstance(op, dict) and op.get('op') in OPS for op in mlp):
         raise _bad(path, f"mlp must be a list of ops ({', '.join(OPS)}), got {_short(mlp)}")
+    for j, op in enumerate(mlp):
+        if set(op) != {'op', *OPS[op['op']]}: raise _bad(path, f"mlp op {j} ({op['op']}) has keys {sorted(op)}, expected {['op', *OPS[op['op']]]}")
     if meta['kind'] == 'nn' and not mlp: raise _bad(path, "an 'nn' export needs its mlp ops")
     if meta.get('versions') is not None and not isinstance(meta['versions'], dict): raise _bad(path, f"versions must be an object, got {_short(meta['versions'])}")
     if version >= 2:
@@ -237,7 +262,9 @@ def _from_zip(build, path:Path, zf:zipfile.ZipFile, disk_size:int):
             raise _bad(path, f"it is a PyTorch/fastai pickle (such as learn.export writes). {_PICKLE_HINT}")
         raise _bad(path, f"it is a zip (.npz) archive without fastcf metadata, holding {_short(names)}")
     if zf.getinfo('__meta__.npy').file_size > _MAX_META: raise _bad(path, f"its metadata member is over {_MAX_META:,} bytes")
-    meta = json.loads(_read_member(zf, path, '__meta__', '|u1', (None,), disk_size).tobytes().decode('utf-8'))
+    text = _read_member(zf, path, '__meta__', '|u1', (None,), disk_size).tobytes()
+    try: meta = json.loads(text.decode('utf-8'))
+    except (ValueError, RecursionError) as e: raise _bad(path, f"member '__meta__' is not UTF-8 JSON: {type(e).__name__}: {e}") from None
     version = _check_meta(meta, path)
     stems = {n[:-4] for n in names if n.endswith('.npy')} - {'__meta__'}
     specs = _members(meta, version, stems if version == 1 else set(meta['arrays']), path)
@@ -255,9 +282,12 @@ def _from_zip(build, path:Path, zf:zipfile.ZipFile, disk_size:int):
     read = lambda name: _read_member(zf, path, name, *specs[name], disk_size, meta['arrays'][name]['crc32'] if version >= 2 else None)
     vocabs = {}
     for side, info in (('user', meta['users']), ('item', meta['items'])):
-        ids = read(f'{side}_ids')
-        if info['kind'] == 'str': ids = _str_ids(ids, read(f'{side}_id_offsets')) if version >= 2 else ids.astype(object)
-        vocabs[side] = Vocab(ids, n_pad=info['n_pad'], name=meta[f'{side}_name'])
+        ids, offsets = read(f'{side}_ids'), read(f'{side}_id_offsets') if info['kind'] == 'str' and version >= 2 else None
+        try:
+            if info['kind'] == 'str': ids = _str_ids(ids, offsets) if version >= 2 else ids.astype(object)
+            vocabs[side] = Vocab(ids, n_pad=info['n_pad'], name=meta[f'{side}_name'])
+        except (ValueError, TypeError) as e:
+            raise _bad(path, f"member '{side}_ids': {e}") from None
         rows = vocabs[side].n_rows
         for name in (f'{side}_factors', f'{side}_bias', f'{side}_counts'):    # version 1: sizes follow from the IDs
             if name in specs: specs[name] = (specs[name][0], (rows,) + specs[name][1][1:])
@@ -269,9 +299,6 @@ def _from_zip(build, path:Path, zf:zipfile.ZipFile, disk_size:int):
                    y_range=meta['y_range'], mlp=mlp, user_counts=a.get('user_counts'), item_counts=a.get('item_counts'),
                    versions=meta.get('versions'))
     except (ValueError, TypeError) as e: raise _bad(path, str(e)) from None
-
-_UNREADABLE = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, NotImplementedError, EOFError, OSError, ValueError,
-               TypeError, KeyError, IndexError, AttributeError, struct.error, RuntimeError, OverflowError, RecursionError)
 
 def read_export(
     path,        # the file to read

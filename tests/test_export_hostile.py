@@ -160,6 +160,28 @@ def test_every_damaged_byte_gives_export_format_error(saved, tmp_path):
             assert e.user_ids.tolist() == good.user_ids.tolist() and e.y_range == good.y_range
 
 
+
+@pytest.mark.parametrize('old,new', [(b"(5,), }", b"(5,),  "), (b"'<f4'", b"'<f4 "), (b"(5,)", b"(5L,)")])
+def test_damaged_npy_header_names_the_member(saved, tmp_path, old, new):
+    "numpy's header parser let tokenize.TokenError out on the first (an unclosed brace); the strict reader names the member"
+    files = members(saved)
+    assert old in files['item_bias.npy']
+    files['item_bias.npy'] = files['item_bias.npy'].replace(old, new)
+    with zipfile.ZipFile(tmp_path / 'bad.fcf', 'w') as z:
+        for n, b in files.items(): z.writestr(n, b)
+    with pytest.raises(ExportFormatError, match=r"member 'item_bias' has no valid \.npy header"): CollabExport.load(tmp_path / 'bad.fcf')
+
+
+@pytest.mark.parametrize('edit', ['drop bias', 'extra key'])
+def test_mlp_op_keys_are_exact(tmp_path, edit):
+    "A linear op without its 'bias' key loaded, and then recommend's scorer raised KeyError: 'bias'"
+    saved = nn_export().save(tmp_path / 'nn.fcf')
+    m = meta_of(saved)
+    if edit == 'drop bias': del m['mlp'][0]['bias']
+    else: m['mlp'][1]['slope'] = 0.1
+    bad = rewrite(saved, tmp_path / 'bad.fcf', meta=m)
+    with pytest.raises(ExportFormatError, match=r"mlp op [01] \((linear|relu)\) has keys"): CollabExport.load(bad)
+
 def run_cli(*args, cwd):
     env = {**os.environ, 'PYTHONPATH': str(ROOT)}
     return subprocess.run([sys.executable, '-m', 'fastcf', *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
