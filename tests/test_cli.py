@@ -177,7 +177,7 @@ def test_recommend_by_item_names_the_sides(files):
 
 
 # ---- numeric options: each bad value is exit 2 and one line naming it, before anything is read or written
-# (every numeric option of every command is checked in-process in nbs/05e_cli_parser.ipynb; here, through the real entry point)
+# (every numeric option of every command is checked in-process in nbs/05_cli.ipynb; here, through the real entry point)
 
 @pytest.mark.parametrize('extra, expected', [
     (('--epochs', 0), "argument --epochs: must be a whole number >= 1, got '0'"),

@@ -98,13 +98,6 @@ def test_bad_batch_size_threads_and_epochs(small_ratings):
     with pytest.raises(ValueError, match='epochs must be at least 1, got 0'): train(small_ratings, 'user', 'item', 'rating', epochs=0)
 
 
-def test_cli_train_is_the_learners():
-    "`from fastcf.cli import train` keeps working: the same function, now in fastcf.learner"
-    from fastcf.cli import train as cli_train
-    from fastcf.learner import train
-    assert cli_train is train
-
-
 def test_fit_defaults_are_trains():
     "`fastcf fit`'s defaults (its signature) and `train`'s agree, so the command trains as the function does"
     import inspect
