@@ -73,3 +73,21 @@ def ml100k_titles(ml100k_path) -> pd.DataFrame:
     titles = pd.read_csv(file, sep='\t', dtype={'movie': 'int64', 'title': str}, keep_default_na=False)
     assert titles.shape == (1682, 2) and titles.title.nunique() == 1664, (titles.shape, titles.title.nunique())
     return titles
+
+
+# The reference a test checks a fastcf ranking against with `fastcf.testing.check_ranking_frame`; tests import it:
+# `from conftest import dense_reference`.
+def dense_reference(exp, users=None, items=None, exclude=None) -> tuple:
+    "Float64 ranking keys and the scores of `users` × `items` (IDs; default all) as [user IDs, item IDs] frames; excluded pairs -inf"
+    u = np.arange(1, len(exp.user_ids) + 1) if users is None else exp.users.rows(pd.unique(np.asarray(users, dtype=object)))
+    i = np.arange(1, len(exp.item_ids) + 1) if items is None else exp.items.rows(pd.unique(np.asarray(items, dtype=object)))
+    uu, ii = np.meshgrid(u, i, indexing='ij')
+    scores = exp.score_rows(uu.ravel(), ii.ravel()).reshape(uu.shape).astype(np.float64)
+    keys = scores.copy() if exp.kind == 'nn' else (exp.user_factors[u].astype(np.float64) @ exp.item_factors[i].T.astype(np.float64)
+                                                    + exp.user_bias[u, None] + exp.item_bias[None, i])    # the logit, in float64
+    user_ids, item_ids = exp.users.ids_of(u), exp.items.ids_of(i)
+    if exclude is not None:
+        ex = exclude[[exp.user_name, exp.item_name]]
+        ex = ex[ex[exp.user_name].isin(user_ids) & ex[exp.item_name].isin(item_ids)]
+        keys[pd.Index(user_ids).get_indexer(ex[exp.user_name]), pd.Index(item_ids).get_indexer(ex[exp.item_name])] = -np.inf
+    return pd.DataFrame(keys, user_ids, item_ids), pd.DataFrame(scores, user_ids, item_ids)

@@ -5,6 +5,8 @@ import copy
 import numpy as np, pandas as pd, pytest, torch
 from fastcf.predict import random_export, recommend
 from fastcf.candidates import PairSet, sparse_is_cheaper
+from fastcf.testing import check_ranking_frame
+from conftest import dense_reference
 
 torch.set_num_threads(1)
 try: import pyarrow.parquet as pq
@@ -125,7 +127,8 @@ def test_pairs_path_ignores_an_excluded_item_outside_items(kind, monkeypatch):
     got = recommend(e, k=3, candidates=cand, exclude=ex, items=[1, 2, 3, 4], device='cpu', progress=False)
     assert sorted(map(tuple, got[['user', 'item']].values.tolist())) == [(0, 1), (0, 2), (1, 3)]
     import fastcf.candidates as fc
-    monkeypatch.setitem(fc.SPARSE_SHARE, kind, 0.0)               # the dense path, for the order and the scores
+    monkeypatch.setitem(fc.SPARSE_SHARE, kind, 0.0)               # the dense path too
     dense = recommend(e, k=3, candidates=cand, exclude=ex, items=[1, 2, 3, 4], device='cpu', progress=False)
-    pd.testing.assert_frame_equal(got[['user', 'item', 'rank']], dense[['user', 'item', 'rank']])
-    np.testing.assert_allclose(got.score, dense.score, rtol=1e-5)
+    keys, scores = dense_reference(e, [0, 1], [1, 2, 3, 4])
+    keys = keys.where(pd.crosstab(cand.user, cand.item).reindex(index=keys.index, columns=keys.columns, fill_value=0) > 0, -np.inf)
+    for ranked in (got, dense): check_ranking_frame(ranked, keys, 3, ref_scores=scores)   # the order and the scores

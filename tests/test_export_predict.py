@@ -12,6 +12,8 @@ from fastcf.data import synthetic_ratings
 from fastcf.export import CollabExport, from_learner
 from fastcf.learner import collab_learner
 from fastcf.predict import predict, recommend
+from fastcf.testing import check_ranking_frame
+from conftest import dense_reference
 
 pytestmark = pytest.mark.slow          # five fastai trainings and an exhaustive selection check: outside the quick tier
 
@@ -92,16 +94,9 @@ def test_rankings_equal_get_preds_on_full_cartesian(trained, kind):
     users, items = exp.user_ids, exp.item_ids
     cart = pd.DataFrame({'user': np.repeat(users, len(items)), 'item': np.tile(items, len(users))})
     scores = _get_preds(learn, cart).reshape(len(users), len(items))
-    k = 10
-    recs = recommend(exp, k=k, device='cpu')
-    got = recs.item.to_numpy().reshape(len(users), k)
-    got_scores = recs.score.to_numpy().reshape(len(users), k)
-    ref = np.argsort(-scores, axis=1, kind='stable')[:, :k]
-    np.testing.assert_allclose(got_scores, np.take_along_axis(scores, ref, 1), atol=1e-5)
-    mismatch = got != items[ref]
-    # any difference must be a near-tie (scores within float error), never a different ranking
-    assert np.all(np.abs(got_scores[mismatch] - np.take_along_axis(scores, ref, 1)[mismatch]) < 1e-5)
-    assert mismatch.mean() < 0.01
+    scores = pd.DataFrame(scores, users, items)
+    # fastai's scores are the reference: same items up to near-ties (within float error), never a different ranking
+    check_ranking_frame(recommend(exp, k=10, device='cpu'), scores, 10, eps=1e-5)
 
 
 def test_save_is_atomic(tmp_path, monkeypatch, trained):
@@ -132,10 +127,9 @@ def test_cuda_matches_cpu(kind):
     from fastcf.predict import random_export
     exp = random_export(n_users=3000, n_items=5000, n_factors=32, kind=kind, seed=1)
     seen = pd.DataFrame({'user': np.random.default_rng(0).integers(0, 3000, 20000), 'item': np.random.default_rng(1).integers(0, 5000, 20000)})
-    cpu = recommend(exp, k=50, exclude=seen, device='cpu')
-    gpu = recommend(exp, k=50, exclude=seen, device='cuda')
-    np.testing.assert_allclose(gpu.score.to_numpy(), cpu.score.to_numpy(), atol=1e-4)
-    assert (gpu.item.to_numpy() == cpu.item.to_numpy()).mean() > 0.999
+    keys, scores = dense_reference(exp, exclude=seen)
+    for device in ('cpu', 'cuda'):                           # each device against the float64 reference, not each other
+        check_ranking_frame(recommend(exp, k=50, exclude=seen, device=device), keys, 50, ref_scores=scores)
 
 
 @pytest.mark.parametrize('n_threads', [1, 2, 3])

@@ -1,5 +1,8 @@
-"""`fastcf.spark.recommend_spark` gives `fastcf.predict.recommend`'s result, row for row, on a local[2] Spark session:
-dot and neural models, integer and string IDs, exclusion, user and item subsets, unsharded and sharded paths."""
+"""`fastcf.spark.recommend_spark` gives `fastcf.predict.recommend`'s result on a local[2] Spark session: dot and neural
+models, integer and string IDs, exclusion, user and item subsets, unsharded and sharded paths. Each result is checked
+against a dense float64 reference (`reference`, in conftest.py) with `fastcf.testing.check_ranking_frame`: the workers
+score users in other batches than `recommend`, and equal inputs scored in different places of a product can differ in
+the last bit, so items whose keys tie may trade places; where keys are exact integers the order is checked exactly."""
 import copy, subprocess, sys, textwrap, warnings
 import numpy as np, pandas as pd, pytest
 
@@ -9,6 +12,8 @@ pytest.importorskip('pyspark', reason="the Spark tests need the 'spark' extra: p
 
 from fastcf.predict import random_export, recommend
 from fastcf.spark import local_spark, recommend_spark, _n_shards
+from fastcf.testing import check_ranking_frame
+from conftest import dense_reference
 
 
 @pytest.fixture(scope='session')
@@ -35,16 +40,13 @@ def _seen(e, n=600, seed=0):
 def _to_spark(spark, df): return None if df is None else spark.createDataFrame(df)
 
 
-def check(spark, e, users=None, exclude=None, **kw):
-    "recommend_spark (collected, sorted by user row and rank) equals recommend on the same arguments"
-    got = recommend_spark(e, users=_to_spark(spark, users), exclude=_to_spark(spark, exclude), **kw).toPandas()
-    got = got.assign(_row=e.users.rows(got[e.user_name])).sort_values(['_row', 'rank'], ignore_index=True)
-    for name in ('shards', 'shard_bytes', 'partitions', 'threads'): kw.pop(name, None)
-    ref = recommend(e, users=None if users is None else users[e.user_name], exclude=exclude, **kw)
-    cols = [e.user_name, e.item_name, 'rank']
-    assert got[cols].values.tolist() == ref[cols].values.tolist()
-    np.testing.assert_allclose(got.score.values, ref.score.values, atol=1e-5, rtol=0)
+def check(spark, e, users=None, exclude=None, k=50, items=None, **kw):
+    "recommend_spark (collected, sorted by user row and rank) is the top `k` of the dense reference on the same arguments"
+    got = recommend_spark(e, users=_to_spark(spark, users), exclude=_to_spark(spark, exclude), k=k, items=items, **kw).toPandas()
+    got = got.assign(_row=e.users.rows(got[e.user_name])).sort_values(['_row', 'rank'], ignore_index=True).drop(columns='_row')
     assert list(got.columns[:4]) == [e.user_name, e.item_name, 'score', 'rank']
+    keys, scores = dense_reference(e, None if users is None else users[e.user_name], items, exclude)
+    check_ranking_frame(got, keys, k, ref_scores=scores, eps=1e-5)
     return got
 
 
@@ -66,9 +68,12 @@ def test_ties_and_saturated_scores(spark):
     tied.user_factors[:] = np.round(tied.user_factors * 2); tied.item_factors[:] = np.round(tied.item_factors * 2)
     tied.item_bias[:] = 0; tied.user_bias[:] = 0
     saturated = random_export(n_users=30, n_items=200, n_factors=8, scale=2., seed=2)
-    for e in (tied, saturated):
-        assert recommend(e, k=20).duplicated(['user', 'score']).any()
-        for shards in (None, 7): check(spark, e, k=20, shards=shards)
+    for e in (tied, saturated): assert recommend(e, k=20).duplicated(['user', 'score']).any()
+    keys = dense_reference(tied)[0].to_numpy()                  # exact integers: ties between equal keys go to the lower item
+    for shards in (None, 7):
+        check(spark, saturated, k=20, shards=shards)            # by key: a merge by score would fail here
+        got = check(spark, tied, k=20, shards=shards)
+        assert got.item.to_numpy().reshape(-1, 20).tolist() == tied.item_ids[np.argsort(-keys, axis=1, kind='stable')[:, :20]].tolist()
 
 
 def test_many_batches_per_partition(spark):
@@ -111,8 +116,8 @@ def test_odd_column_names(spark):
 def test_users_as_list_and_pandas_exclude(spark):
     e = EXPORTS['dot-int']()
     got = recommend_spark(e, users=[7, 3, 7], k=4, exclude=_seen(e), spark=spark).toPandas()
-    ref = recommend(e, users=[3, 7], k=4, exclude=_seen(e))
-    assert got.sort_values(['user', 'rank'])[['user', 'item']].values.tolist() == ref[['user', 'item']].values.tolist()
+    keys, scores = dense_reference(e, [3, 7], exclude=_seen(e))
+    check_ranking_frame(got.sort_values(['user', 'rank']), keys, 4, ref_scores=scores, eps=1e-5)
 
 
 def test_unknown_ids(spark):
@@ -165,8 +170,8 @@ def test_write_parquet(spark, tmp_path):
     recommend_spark(e, k=6, exclude=_seen(e), spark=spark, shards=2).write.parquet(str(tmp_path / 'recs'))
     back = pd.read_parquet(tmp_path / 'recs')
     back = back.assign(_row=e.users.rows(back.user)).sort_values(['_row', 'rank'], ignore_index=True)
-    ref = recommend(e, k=6, exclude=_seen(e))
-    assert back[['user', 'item', 'rank']].values.tolist() == ref[['user', 'item', 'rank']].values.tolist()
+    keys, scores = dense_reference(e, exclude=_seen(e))
+    check_ranking_frame(back, keys, 6, ref_scores=scores, eps=1e-5)
     assert [str(t) for t in back.dtypes[:4]] in (['object', 'object', 'float32', 'int64'], ['str', 'str', 'float32', 'int64'])
 
 
@@ -217,7 +222,12 @@ def test_worker_side_without_fastai():
         batches = iter([pd.DataFrame({_USER: e.user_ids[:40]}), pd.DataFrame({_USER: e.user_ids[40:]})])
         got = pd.concat(_rank_partition(batches, bc(_user_side(e)), bc(_item_shard(e, np.arange(1, 51))), k=5,
                                         unknown='raise', threads=1, device='cpu', chunk_bytes=1 << 20, merge=False))
-        pd.testing.assert_frame_equal(got.reset_index(drop=True), recommend(e, k=5))
+        from fastcf.testing import check_ranking_frame
+        keys = e.user_factors[1:].astype(float) @ e.item_factors[1:].T.astype(float) + e.user_bias[1:, None] + e.item_bias[1:]
+        u, i = np.meshgrid(np.arange(1, 101), np.arange(1, 51), indexing='ij')
+        scores = e.score_rows(u.ravel(), i.ravel()).reshape(u.shape)
+        assert list(got.columns) == ['user', 'item', 'score', 'rank']
+        check_ranking_frame(got, pd.DataFrame(keys, e.user_ids, e.item_ids), 5, ref_scores=pd.DataFrame(scores, e.user_ids, e.item_ids))
         print('fastai' in sys.modules, 'pyspark' in sys.modules)
     ''')
     assert out.split() == ['False', 'False']
