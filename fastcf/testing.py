@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np, pandas as pd
 
 # %% auto #0
-__all__ = ['check_ranking', 'check_ranking_frame']
+__all__ = ['check_ranking', 'check_ranking_frame', 'avx2_environ']
 
 # %% ../nbs/00_testing.ipynb #9588e922
 def _row_error(got:np.ndarray, ref:np.ndarray, eps:float, name) -> str|None:
@@ -94,3 +94,20 @@ def check_ranking_frame(
     queries, names = ref.index.tolist(), ref.columns.tolist()
     _check(items, ref.to_numpy(), None if score is None else scores, ref_scores, eps,
            lambda row: f"{query} {queries[row]!r}", lambda col: f"{item} {names[col]!r}")
+
+# %% ../nbs/00_testing.ipynb #12c45243
+_AVX512_FEATURES = ('avx512', 'evex512', 'amx')   # numba's names for the AVX-512 and AMX feature families
+
+def avx2_environ(
+    host_features:str=None, # numba's host CPU features ('+avx2,+avx512f,…'; None: this machine's, when numba is installed)
+) -> dict:
+    "Environment variables under which torch, OpenBLAS and numba run their AVX2 kernels, as on a CPU without AVX-512"
+    env = {'ATEN_CPU_CAPABILITY': 'avx2', 'OPENBLAS_CORETYPE': 'Haswell', 'NUMBA_CPU_NAME': 'haswell'}
+    if host_features is None:
+        try: from numba.core.codegen import get_host_cpu_features
+        except ImportError: return env                  # no numba: nothing of numba's to switch
+        host_features = get_host_cpu_features()
+    # NUMBA_CPU_NAME alone keeps the host's features (AVX-512 included): switch off every AVX-512 and AMX feature too
+    env['NUMBA_CPU_FEATURES'] = ','.join('-' + f[1:] if f[1:].startswith(_AVX512_FEATURES) else f
+                                         for f in host_features.split(',') if f)
+    return env
