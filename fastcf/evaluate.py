@@ -8,7 +8,7 @@ Docs: https://fastcf.github.io/fastcf/evaluate.html.md"""
 from __future__ import annotations
 import math, numbers
 import numpy as np, pandas as pd
-from .hits import check_missing, check_id_types, duplicate_pairs_error, list_ranks, position_in_group
+from .hits import frame_columns, check_missing, check_id_types, duplicate_pairs_error, list_ranks, position_in_group
 from .metrics import (precision_at_k, recall_at_k, ndcg_at_k, map_at_k, map_all_at_k, mrr_at_k, hit_rate_at_k,
                             ranking_metrics, per_user_metrics)
 _all_ = ['precision_at_k', 'recall_at_k', 'ndcg_at_k', 'map_at_k', 'map_all_at_k', 'mrr_at_k', 'hit_rate_at_k',
@@ -33,8 +33,7 @@ def split_by_user(
     if n is not None and (int(n) != n or n < 1): raise ValueError(f"n must be a whole number >= 1, got {n}")
     if frac is not None and not 0 < frac < 1: raise ValueError(f"frac must be in (0, 1), got {frac}")
     if int(min_train) != min_train or min_train < 0: raise ValueError(f"min_train must be a whole number >= 0, got {min_train}")
-    user_col = df.columns[0] if user_col is None else user_col
-    item_col = df.columns[1] if item_col is None else item_col
+    user_col, item_col = frame_columns(df, 'df', user_col, item_col)
     check_missing(df, 'df', [user_col, item_col])
     users, user_ids = pd.factorize(df[user_col])
     items, item_ids = pd.factorize(df[item_col])
@@ -62,10 +61,7 @@ def popularity_recs(
     "The baseline to beat: each user's `k` most popular training items they have not seen, as recommendations [user, item, score, rank]."
     if isinstance(k, (bool, np.bool_)) or not isinstance(k, numbers.Real) or int(k) != k or k < 1:
         raise ValueError(f"k must be a whole number >= 1, got {k!r}")
-    user_col = train.columns[0] if user_col is None else user_col
-    item_col = train.columns[1] if item_col is None else item_col
-    missing = [c for c in (user_col, item_col) if c not in train.columns]
-    if missing: raise ValueError(f"train has no column {missing[0]!r}; its columns are {list(train.columns)}")
+    user_col, item_col = frame_columns(train, 'train', user_col, item_col)
     check_missing(train, 'train', [user_col, item_col])
     users = pd.Series(pd.unique(pd.Series(users)))
     check_missing(pd.DataFrame({user_col: users}), 'users', [user_col])
@@ -104,8 +100,7 @@ def coverage(
 ) -> float:
     "Fraction of the catalogue that appears in at least one user's top `k`."
     if int(k) != k or k < 1: raise ValueError(f"k must be a whole number >= 1, got {k}")
-    user_col = recs.columns[0] if user_col is None else user_col
-    item_col = recs.columns[1] if item_col is None else item_col
+    user_col, item_col = frame_columns(recs, 'recs', user_col, item_col)
     check_missing(recs, 'recs', [user_col, item_col])
     shown = pd.unique(recs[item_col][list_ranks(recs, user_col) <= k])
     if isinstance(catalogue, (numbers.Number, np.bool_)):
@@ -131,12 +126,10 @@ def _ratings_array(values, name:str) -> np.ndarray:
 def _join_ratings(true, predicted, true_col, pred_col, user_col, item_col, unmatched) -> pd.DataFrame:
     "Join true and predicted ratings on (user, item): one row per pair, columns user, item, true, pred."
     if unmatched not in ('raise', 'drop'): raise ValueError(f"unmatched must be 'raise' or 'drop', got {unmatched!r}")
-    user_col = true.columns[0] if user_col is None else user_col
-    item_col = true.columns[1] if item_col is None else item_col
+    user_col, item_col = frame_columns(true, 'true', user_col, item_col)
     cols = {}
     for name, frame, col in (('true', true, true_col), ('predicted', predicted, pred_col)):
-        missing = [c for c in (user_col, item_col) + (() if col is None else (col,)) if c not in frame.columns]
-        if missing: raise ValueError(f"{name} has no column {missing[0]!r}; its columns are {list(frame.columns)}")
+        frame_columns(frame, name, user_col, item_col, [] if col is None else [col])
         if col is None:
             others = [c for c in frame.columns if c not in (user_col, item_col)]
             if len(others) != 1:

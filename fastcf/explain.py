@@ -7,7 +7,7 @@ Docs: https://fastcf.github.io/fastcf/explain.html.md"""
 # %% ../nbs/09_explain.ipynb #5d5ce846
 from __future__ import annotations
 import numpy as np, pandas as pd
-from .export import CollabExport
+from .export import CollabExport, checks_export
 from .predict import id_rows, check_columns
 
 # %% auto #0
@@ -19,6 +19,7 @@ def _one_row(voc, the_id, what:str) -> int:
     if not (isinstance(the_id, str) or np.isscalar(the_id)): raise TypeError(f"{what} must be one ID, got {type(the_id).__name__}")
     return int(id_rows(voc, [the_id], 'raise', what)[0])
 
+@checks_export
 def explain(
     exp:CollabExport,    # an exported dot model
     user,                # one user ID
@@ -87,6 +88,7 @@ def _reasons(exp, unit, pairs:pd.DataFrame, hist:pd.DataFrame, k:int) -> pd.Data
     cand = cand.assign(similarity=sim).sort_values(['r', 'similarity', 'h'], ascending=[True, False, True], kind='stable')
     return cand[cand.groupby('r').cumcount() < k][['r', 'h', 'similarity']]
 
+@checks_export
 def because(
     exp:CollabExport,      # the exported model (dot or nn)
     user,                  # one user ID, or a recommendations DataFrame with the user and item columns

@@ -6,7 +6,7 @@ Docs: https://fastcf.github.io/fastcf/export.html.md"""
 
 # %% ../nbs/01_export.ipynb #d0daf310
 from __future__ import annotations
-import sys
+import sys, functools
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from torch import nn
@@ -111,10 +111,11 @@ class CollabExport:
         i64 = lambda a: None if a is None else np.asarray(a, dtype=np.int64)
         self.user_counts, self.item_counts = i64(user_counts), i64(item_counts)
         self.versions = versions or _versions()
-        self._check()
+        self.check()
 
-    def _check(self):
-        "Shapes agree with each other and with the vocabularies; every weight is finite"
+    def check(self) -> CollabExport:
+        "Raise the `ValueError` that `load` raises if shapes, `y_range` or weights are broken (e.g. changed in place); else `self`"
+        check_y_range(self.y_range)
         for s in map(self.side, SIDES):
             voc, fac = s.vocab, s.factors
             if fac.ndim != 2 or fac.shape[0] != voc.n_rows:
@@ -129,6 +130,7 @@ class CollabExport:
         bad = self.nonfinite()
         if bad: raise ValueError(f"{bad}: a model with NaN or infinite weights cannot rank (such a row scores first or last "
                                  "for everyone); retrain it, e.g. with a lower learning rate")
+        return self
 
     def nonfinite(self) -> str:
         "Where the first NaN or infinite weight is (side, row and ID, or MLP op), or None when all are finite"
@@ -162,6 +164,16 @@ class CollabExport:
         return (f"CollabExport(kind={self.kind!r}, {self.user_name!r}: {len(self.user_ids):,} {self.users.id_type} IDs, "
                 f"{self.item_name!r}: {len(self.item_ids):,} {self.items.id_type} IDs, factors {self.user_factors.shape[1]}"
                 + (f"/{self.item_factors.shape[1]}" if self.kind == 'nn' else '') + f", y_range={self.y_range})")
+
+# %% ../nbs/01_export.ipynb #ec3af7f9
+def checks_export(f):
+    "Decorate a public function whose first argument is an export: `exp.check()` runs once on entry (fastcf's own plumbing: not in `__all__`)"
+    @functools.wraps(f)
+    def _checked(exp, *args, **kwargs):
+        if not callable(getattr(exp, 'check', None)):       # not isinstance: a reloaded module's CollabExport is another class
+            raise TypeError(f"{f.__name__} needs a CollabExport (from_learner(learn) or CollabExport.load(path)), got {type(exp).__name__}")
+        return f(exp.check(), *args, **kwargs)
+    return _checked
 
 # %% ../nbs/01_export.ipynb #5f91d364
 def _versions(**extra) -> dict:

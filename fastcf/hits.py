@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np, pandas as pd
 
 # %% auto #0
-__all__ = ['check_missing', 'id_type', 'check_id_types', 'duplicate_pairs_error', 'position_in_group', 'list_ranks', 'hit_stats']
+__all__ = ['check_missing', 'frame_columns', 'id_type', 'check_id_types', 'duplicate_pairs_error', 'position_in_group',
+           'list_ranks', 'hit_stats']
 
 # %% ../nbs/03b_hits.ipynb #71ff485a
 def check_missing(
@@ -27,6 +28,26 @@ def check_missing(
             raise ValueError(f"{name} has {int(missing.sum())} missing values in {col!r}, in rows {rows}"
                              f"{' …' if missing.sum() > 5 else ''}: drop or fill them first")
 
+
+# %% ../nbs/03b_hits.ipynb #f4a3c0d2
+def frame_columns(
+    frame:pd.DataFrame,  # the frame to check
+    name:str,            # what to call it in the error (e.g. 'recs')
+    user_col=None,       # its user column; None: its first column
+    item_col=None,       # its item column; None: its second column
+    more:list=(),        # other columns it must have (e.g. the rating column)
+) -> tuple:
+    "The user and item column names (by default the first two columns); a `ValueError` naming a column `frame` lacks."
+    cols = list(frame.columns)
+    for pos, (what, col) in enumerate((('user', user_col), ('item', item_col))):
+        if col is None and len(cols) <= pos:
+            raise ValueError(f"{name} has no {what} column: without {what}_col= it is the {('first', 'second')[pos]} column, "
+                             f"and {name} has {len(cols)} column(s) {cols}")
+    user_col = cols[0] if user_col is None else user_col
+    item_col = cols[1] if item_col is None else item_col
+    missing = [c for c in (user_col, item_col, *more) if c not in frame.columns]
+    if missing: raise ValueError(f"{name} has no column {missing[0]!r}; its columns are {cols}")
+    return user_col, item_col
 
 # %% ../nbs/03b_hits.ipynb #de75d032
 def id_type(
@@ -106,16 +127,14 @@ def list_ranks(
 # %% ../nbs/03b_hits.ipynb #3b75cd31
 def _columns(recs, heldout, user_col, item_col, rating_col, relevance, graded=False):
     "Resolve the user, item and rating column names, and check both frames: columns present, no missing IDs, IDs of one kind."
-    user_col = recs.columns[0] if user_col is None else user_col
-    item_col = recs.columns[1] if item_col is None else item_col
+    user_col, item_col = frame_columns(recs, 'recs', user_col, item_col)
     if rating_col is None and heldout.shape[1] > 2: rating_col = heldout.columns[2]
     needs_rating = relevance is not None or graded
     if needs_rating and rating_col is None:
         raise ValueError(f"{'relevance' if relevance is not None else 'graded'} needs a rating column: pass rating_col, or give heldout a third column")
-    for name, frame, cols in (('recs', recs, [user_col, item_col]),
-                              ('heldout', heldout, [user_col, item_col] + ([rating_col] if needs_rating else []))):
-        missing = [c for c in cols if c not in frame.columns]
-        if missing: raise ValueError(f"{name} has no column {missing[0]!r}; its columns are {list(frame.columns)}")
+    more = [rating_col] if needs_rating else []
+    frame_columns(heldout, 'heldout', user_col, item_col, more)
+    for name, frame, cols in (('recs', recs, [user_col, item_col]), ('heldout', heldout, [user_col, item_col] + more)):
         check_missing(frame, name, cols)
     for col in (user_col, item_col): check_id_types(recs[col], heldout[col], col)
     return user_col, item_col, rating_col

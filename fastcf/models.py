@@ -85,18 +85,44 @@ class EmbeddingDotBias(nn.Module):
         if user is None: user = keys[0]
         if item is None: item = keys[1]
         res = cls(n_factors, len(classes[user]), len(classes[item]), y_range=y_range)
-        res.classes, res.user, res.item = classes, user, item
+        res.user, res.item, res.classes = user, item, classes      # the column names first: setting `classes` checks them
         return res
 
+    @property
+    def classes(self) -> dict:
+        "The vocab per column (as `dls.classes`) that `weight` and `bias` look raw IDs up in"
+        d = self.__dict__
+        if '_classes' in d: return d['_classes']
+        if 'classes' in d: return d['classes']                     # a model pickled before `classes` was checked
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute 'classes'")
+
+    @classes.setter
+    def classes(self, classes:dict):
+        for is_item in (False, True): self._check_vocab(classes, is_item)
+        self.__dict__['_classes'] = classes
+
+    def _check_vocab(self, classes:dict, is_item:bool):
+        "The user (or item) vocab of `classes` has one entry per row of the user (item) tables; a `ValueError` saying which and by how much"
+        name = self.__dict__.get('item' if is_item else 'user', list(classes)[int(is_item)] if len(classes) > int(is_item) else None)
+        side, tables = ('item', ('i_weight', 'i_bias')) if is_item else ('user', ('u_weight', 'u_bias'))
+        if name not in classes: raise KeyError(f"classes has no {side} column {name!r}; its keys are {list(classes)}")
+        n_ids, n_rows = len(classes[name]), getattr(self, tables[0]).num_embeddings
+        if n_ids != n_rows:
+            raise ValueError(f"classes[{name!r}] (the {side} vocab) has {n_ids:,} entries but the {side} tables ({', '.join(tables)}) "
+                             f"have {n_rows:,} rows: {abs(n_ids - n_rows):,} {'more' if n_ids > n_rows else 'fewer'}; use the "
+                             "classes the model was built from (`from_classes`)")
+
     def _vocab(self, is_item:bool) -> Vocab:
-        "The cached `Vocab` of the user or item column (rebuilt if `classes` was replaced)"
-        if 'classes' not in self.__dict__:
+        "The cached `Vocab` of the user or item column (rebuilt, and checked against the tables, if `classes` changed)"
+        if not hasattr(self, 'classes'):
             raise ValueError("this model has no vocab: build it with `EmbeddingDotBias.from_classes` to look up raw IDs")
         name = self.item if is_item else self.user
         cls_list = self.classes[name]
         cache = self.__dict__.setdefault('_vocabs', {})
         key = (name, id(cls_list), len(cls_list))
-        if key not in cache: cache[key] = Vocab.from_classes(cls_list, name=name)
+        if key not in cache:
+            self._check_vocab(self.classes, is_item)                    # a list changed in place since `classes` was set
+            cache[key] = Vocab.from_classes(cls_list, name=name)
         return cache[key]
 
     def _get_idx(self, arr, is_item:bool=True) -> torch.Tensor:

@@ -10,7 +10,7 @@ import copy, time
 import numpy as np, pandas as pd, torch
 from .vocab import as_id_array, unknown_policy
 from .data import random_export
-from .export import CollabExport
+from .export import CollabExport, checks_export
 from .topk import PAD, INVALID, check_k, pick_block, topk_rows
 from .scorers import DotScorer, NNScorer
 from .output import RecsWriter, recs_frame, recs_frame_of, empty_recs_frame
@@ -150,6 +150,7 @@ def _rescore(exp:CollabExport, chunk:tuple, score:str) -> tuple:
     return rows, item_rows, new.reshape(item_rows.shape).astype(np.float32), valid
 
 # %% ../nbs/02_predict.ipynb #33cf765b
+@checks_export
 def recommend(
     exp:CollabExport,      # the exported model (`from_learner(learn)` or `CollabExport.load(path)`)
     users=None,            # user IDs to rank for (None: every user in the export)
@@ -201,6 +202,7 @@ def recommend(
     return writer.path
 
 # %% ../nbs/02_predict.ipynb #3ccc2d1c
+@checks_export
 def predict(
     exp:CollabExport,       # the exported model
     df:pd.DataFrame,        # pairs to score, with the export's user and item columns
@@ -221,6 +223,7 @@ def predict(
     return out
 
 # %% ../nbs/02_predict.ipynb #6af8a3c8
+@checks_export
 def score_matrix(exp:CollabExport, users=None, items=None, unknown:str='raise', max_cells:int=50_000_000) -> pd.DataFrame:
     "Every score of `users` × `items` (default all) as a DataFrame indexed by user ID, columns item IDs"
     u, i = id_rows(exp.users, users, unknown, 'user'), id_rows(exp.items, items, unknown, 'item')
@@ -276,6 +279,7 @@ def _similar(
     if single: return pd.DataFrame({voc.name or side: voc.ids_of(sim), 'similarity': val.astype(np.float32)})
     return pd.DataFrame({'query': voc.ids_of(q), 'similar': voc.ids_of(sim), 'similarity': val.astype(np.float32), 'rank': rank.astype(np.int64)})
 
+@checks_export
 def similar_items(
     exp:CollabExport,          # the exported model
     items,                     # one item ID, or a list of them (a batch, in one call)
@@ -289,6 +293,7 @@ def similar_items(
     "The `k` items closest to each of `items`: [query, similar, similarity, rank] (one ID: [item, similarity])"
     return _similar(exp, 'item', items, k, exclude_items, candidates, metric, unknown, device)
 
+@checks_export
 def similar_users(
     exp:CollabExport,          # the exported model
     users,                     # one user ID, or a list of them (a batch, in one call)

@@ -6,8 +6,9 @@ Docs: https://fastcf.github.io/fastcf/rules.html.md"""
 
 # %% ../nbs/02d_rules.ipynb #1826bb37
 from __future__ import annotations
+import copy
 import numpy as np, pandas as pd, torch
-from .export import CollabExport
+from .export import CollabExport, checks_export
 from .predict import recommend
 from .candidates import id_rows
 
@@ -22,6 +23,7 @@ def _transpose_exclude(exclude):
     if hasattr(exclude, 'tocoo'): return exclude.T
     return exclude     # `recommend` raises the error naming the type
 
+@checks_export
 def recommend_users(
     exp:CollabExport,      # the exported model
     items=None,            # item IDs to rank users for (None: every item in the export)
@@ -36,10 +38,11 @@ def recommend_users(
     candidates=None,       # the only (user, item) pairs that may be returned: DataFrame, or sparse matrix (user rows, item rows)
 ):
     "Top-`k` users for each item as a DataFrame [item, user, score, rank] (or the path of `out`)"
-    # the IDs are checked here, on the export as it is, so that errors and warnings call items items (the swapped export calls them users)
+    # the export and the IDs are checked here, as they are, so that errors and warnings call items items (the swapped export
+    # calls them users); `recommend.__wrapped__` is `recommend` without its own check of the export, already done
     if items is not None: items = exp.items.ids_of(id_rows(exp.items, items, unknown, 'item'))
     if users is not None: users = exp.users.ids_of(id_rows(exp.users, users, unknown, 'candidate user'))
-    return recommend(transposed(exp), users=items, k=k, exclude=_transpose_exclude(exclude), items=users, unknown=unknown,
+    return recommend.__wrapped__(transposed(exp), users=items, k=k, exclude=_transpose_exclude(exclude), items=users, unknown=unknown,
                      device=device, progress=progress, out=out, chunk_bytes=chunk_bytes,
                      candidates=_transpose_exclude(candidates))
 
@@ -56,5 +59,8 @@ def transposed(exp:CollabExport) -> CollabExport:
             if before_linear and op['op'] == 'linear': op['weight'] = op['weight'][:, perm]; before_linear = False
             elif before_linear and op['op'] == 'affine': op['scale'], op['shift'] = op['scale'][perm], op['shift'][perm]
             mlp.append(op)
-    return CollabExport(exp.kind, exp.item_name, exp.user_name, exp.items, exp.users, exp.item_factors, exp.user_factors,
-                        exp.item_bias, exp.user_bias, exp.y_range, mlp, exp.item_counts, exp.user_counts, exp.versions)
+    res = copy.copy(exp)              # not the constructor: its check would be a second pass over the weights
+    res.user_name, res.item_name, res.users, res.items = exp.item_name, exp.user_name, exp.items, exp.users
+    res.user_factors, res.item_factors, res.user_bias, res.item_bias = exp.item_factors, exp.user_factors, exp.item_bias, exp.user_bias
+    res.user_counts, res.item_counts, res.mlp = exp.item_counts, exp.user_counts, mlp
+    return res

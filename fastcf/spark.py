@@ -12,7 +12,7 @@ from functools import partial, reduce
 from types import SimpleNamespace
 import numpy as np, pandas as pd, torch
 from .vocab import Vocab, as_id_array
-from .export import CollabExport
+from .export import CollabExport, checks_export
 from .predict import iter_topk, id_rows
 from .scorers import DotScorer, NNScorer
 from .topk import check_k
@@ -149,6 +149,7 @@ def _n_shards(exp:CollabExport, n_items:int, shards:int, shard_bytes:int) -> int
     return min(n_items, max(1, math.ceil(n_items * per_item / shard_bytes)))
 
 # %% ../nbs/06_spark.ipynb #f35c5c16
+@checks_export
 def recommend_spark(
     exp:CollabExport,        # the exported model
     users=None,              # Spark DataFrame with the export's user column, or a list of IDs (None: every user in the export)

@@ -3,7 +3,7 @@
 
 Each test names the issue item it covers. Expected values are worked by hand in the comments, or come from the loop
 reference `reference_metrics`, never from the code under test."""
-import math
+import math, re
 import numpy as np, pandas as pd, pytest
 from fastcf.evaluate import (split_by_user, precision_at_k, recall_at_k, ndcg_at_k, map_at_k, map_all_at_k, mrr_at_k,
                              hit_rate_at_k, ranking_metrics, per_user_metrics, coverage, rmse)
@@ -315,3 +315,38 @@ def test_evaluate_metrics_and_baseline_run_where_fastai_cannot_be_imported():
     res = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert res.stdout.split() == ['3', 'False']
+
+
+# ---- 8. a recommendation frame without the expected columns: the error names the column, not `IndexError: index 0` ----
+
+RECS = pd.DataFrame({'user': [1, 1, 2], 'item': [10, 20, 10], 'score': [.9, .5, .7], 'rank': [1, 2, 1]})
+HELD = pd.DataFrame({'user': [1, 2], 'item': [20, 30], 'rating': [4., 5.]})
+METRICS = {f.__name__: f for f in (precision_at_k, recall_at_k, ndcg_at_k, map_at_k, map_all_at_k, mrr_at_k, hit_rate_at_k,
+                                   ranking_metrics, per_user_metrics)}
+
+@pytest.mark.parametrize('metric', list(METRICS))
+@pytest.mark.parametrize('recs, message', [
+    (RECS[[]], "recs has no user column: without user_col= it is the first column, and recs has 0 column(s) []"),
+    (RECS[['user']], "recs has no item column: without item_col= it is the second column, and recs has 1 column(s) ['user']"),
+], ids=['no columns', 'one column'])
+def test_metrics_name_the_missing_column(metric, recs, message):
+    with pytest.raises(ValueError, match=re.escape(message)): METRICS[metric](recs, HELD, k=2)
+
+@pytest.mark.parametrize('metric', list(METRICS))
+def test_metrics_name_a_named_column_that_is_not_there(metric):
+    with pytest.raises(ValueError, match=re.escape("recs has no column 'movie'; its columns are ['user', 'item', 'score', 'rank']")):
+        METRICS[metric](RECS, HELD.rename(columns={'item': 'movie'}), k=2, item_col='movie')
+
+def test_coverage_and_the_helpers_name_the_missing_column():
+    from fastcf.evaluate import popularity_recs
+    with pytest.raises(ValueError, match=re.escape("recs has no item column: without item_col= it is the second column")):
+        coverage(RECS[['user']], 10)
+    with pytest.raises(ValueError, match=re.escape("recs has no column 'movie'")):                # was a bare KeyError
+        coverage(RECS, 10, item_col='movie')
+    with pytest.raises(ValueError, match=re.escape("df has no user column")): split_by_user(HELD[[]], n=1)
+    with pytest.raises(ValueError, match=re.escape("train has no item column")): popularity_recs(HELD[['user']], [1])
+    with pytest.raises(ValueError, match=re.escape("true has no item column")): rmse(HELD[['user']], HELD)
+
+def test_the_metrics_still_count_with_the_columns_present():
+    # user 1: top 2 is 10, 20; held-out {20}: one hit in 2 slots. user 2: top 2 is 10; held-out {30}: none. (1/2 + 0) / 2
+    assert precision_at_k(RECS, HELD, k=2) == pytest.approx(0.25)

@@ -1,6 +1,6 @@
 """Bad input to `fastcf.predict` gets a clear error, and `recommend(out=...)` writes files like any other tool: the four
 columns even with no rows, the umask's mode, no temporaries left by SIGTERM, stale ones from a SIGKILL removed, and no
-folders left by a failed run."""
+folders left by a failed run; and an export broken in memory is refused by every public function that takes one."""
 import os, re, signal, subprocess, sys, textwrap, threading, time, warnings
 from pathlib import Path
 import numpy as np, pandas as pd, pytest, torch
@@ -309,3 +309,66 @@ def test_sigterm_whose_exception_is_swallowed_still_stops_the_write(tmp_path):
     res = subprocess.run([sys.executable, '-c', LOST, str(out)], env=env, capture_output=True, text=True, timeout=120)
     assert res.stdout.splitlines() == ['handled', 'InterruptedError', 'absent'], (res.stdout, res.stderr)
     assert list(tmp_path.iterdir()) == []
+
+
+# 7. an export changed in memory gets the checks `load` applies to a file, at every public entry point
+def _broken(change):
+    e = random_export(n_users=40, n_items=80, n_factors=3)
+    change(e)
+    return e
+
+def _nan_item(e): e.item_factors[5, 1] = np.nan                   # row 5 is item ID 4 (row 0 is '#na#')
+def _inf_user(e): e.user_factors[40, 0] = -np.inf                 # user ID 39
+def _nan_bias(e): e.item_bias[80] = np.nan                        # item ID 79
+def _nan_y_range(e): e.y_range = (np.nan, 5.0)
+BROKEN = {  # what each change broke, in `load`'s words
+    'nan item row': (_nan_item, "the item factors hold 1 non-finite value(s), the first in row 5 (item ID 4): nan"),
+    'inf user row': (_inf_user, "the user factors hold 1 non-finite value(s), the first in row 40 (user ID 39): -inf"),
+    'nan item bias': (_nan_bias, "the item bias hold 1 non-finite value(s), the first in row 80 (item ID 79): nan"),
+    'nan y_range': (_nan_y_range, "y_range must be finite and increasing (low < high), got (nan, 5.0)"),
+}
+
+def _entry_points():
+    from fastcf.predict import score_matrix
+    from fastcf.rules import recommend_users
+    from fastcf.explain import explain
+    pairs = pd.DataFrame({'user': [0, 1], 'item': [4, 5]})
+    return {'recommend': lambda e, d: recommend(e, k=3), 'recommend fill': lambda e, d: recommend(e, k=3, fill='popular'),
+            'recommend out': lambda e, d: recommend(e, k=3, out=d / 'recs.csv'),
+            'predict': lambda e, d: predict(e, pairs), 'recommend_users': lambda e, d: recommend_users(e, k=3),
+            'score_matrix': lambda e, d: score_matrix(e), 'similar_items': lambda e, d: similar_items(e, [3]),
+            'similar_users': lambda e, d: similar_users(e, [3]), 'explain': lambda e, d: explain(e, 0, 4)}
+
+@pytest.mark.parametrize('change', list(BROKEN))
+@pytest.mark.parametrize('entry', list(_entry_points()))
+def test_an_export_broken_in_memory_is_refused_with_loads_message(tmp_path, change, entry):
+    e = _broken(BROKEN[change][0])
+    with pytest.raises(ValueError, match=re.escape(BROKEN[change][1])):
+        _entry_points()[entry](e, tmp_path)
+    assert list(tmp_path.iterdir()) == []                             # refused before anything was written
+
+@pytest.mark.parametrize('change', list(BROKEN))
+def test_loads_message_is_the_same(tmp_path, change):
+    "The constructor (what `load` builds the export with) refuses the same arrays with the same words"
+    from fastcf.export import CollabExport
+    e = _broken(BROKEN[change][0])
+    with pytest.raises(ValueError, match=re.escape(BROKEN[change][1])):
+        CollabExport(e.kind, e.user_name, e.item_name, e.users, e.items, e.user_factors, e.item_factors,
+                     e.user_bias, e.item_bias, e.y_range)
+
+def test_the_check_does_not_change_a_good_answer(exp):
+    "A sound export ranks as before: the lists of the unchecked engine, `iter_topk`, are `recommend`'s"
+    recs = recommend(exp, k=4)
+    rows = np.concatenate([items for _, items, _, valid in iter_topk(exp, k=4)])
+    assert (exp.items.rows(recs.item.to_numpy()) == rows.ravel()).all()
+
+def test_recommend_spark_refuses_before_spark_is_used():
+    "No session is created or needed: the check runs before pyspark is imported"
+    from unittest import mock
+    from fastcf.spark import recommend_spark
+    e = _broken(_nan_item)
+    with mock.patch.dict(sys.modules, {'pyspark': None, 'pyspark.sql': None}):
+        with pytest.raises(ValueError, match=re.escape(BROKEN['nan item row'][1])):
+            recommend_spark(e, k=3)
+        with pytest.raises(ValueError, match=re.escape(BROKEN['nan item row'][1])):
+            recommend_spark(e, k=3, by='item')
