@@ -245,11 +245,8 @@ def kernel_zmm() -> tuple:
 
 def avx2_child(case, k, repeat, threads):
     "Median time of recommend() on the numba path in a child process compiled for Haswell (AVX2), and its kernel's zmm count"
-    from numba.core.codegen import get_host_cpu_features
-    # NUMBA_CPU_NAME alone keeps the host's features (AVX-512 included): switch off every AVX-512 and AMX feature too
-    features = ','.join('-' + f[1:] if f[1:].startswith(('avx512', 'evex512', 'amx')) else f for f in get_host_cpu_features().split(','))
-    env = dict(os.environ, NUMBA_CPU_NAME='haswell', NUMBA_CPU_FEATURES=features, OPENBLAS_CORETYPE='Haswell',
-               ATEN_CPU_CAPABILITY='avx2', FASTCF_KERNEL='numba')
+    from fastcf.testing import avx2_environ
+    env = dict(os.environ, **avx2_environ(), FASTCF_KERNEL='numba')
     cmd = [sys.executable, __file__, '--child', case, '--k', str(k), '--repeat', str(repeat), '--threads', str(threads)]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if out.returncode: raise RuntimeError(f"AVX2 child failed: {out.stderr[-2000:]}")
