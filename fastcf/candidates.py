@@ -60,10 +60,10 @@ def check_columns(df:pd.DataFrame, cols:list, what:str='DataFrame'):
 class PairSet:
     "A set of (user row, item row) pairs (to exclude, or the allowed candidates) in CSR form, with the ID checks `users=` gets, applied chunk by chunk"
     def __init__(self, exp:CollabExport, exclude,
-        unknown:str='ignore',  # pairs with IDs not in the export: 'raise' a KeyError, 'drop' with a warning, or 'ignore'
+        unknown:str='mask',    # pairs with IDs not in the export: 'raise' a KeyError, 'drop' with a warning, or 'mask' (ignored silently)
         what:str='exclude',    # the argument's name in messages ('candidates' reuses this class for the allowed pairs)
     ):
-        if unknown not in ('raise', 'drop', 'ignore'): raise ValueError(f"unknown must be 'raise' or 'drop', got {unknown!r}")
+        unknown = unknown_policy(unknown)
         if isinstance(exclude, pd.DataFrame):
             check_columns(exclude, [exp.user_name, exp.item_name], what)
             u, user_ids = self._rows(exp.users, exclude[exp.user_name], unknown, what)

@@ -8,7 +8,8 @@ Docs: https://fastcf.github.io/fastcf/explain.html.md"""
 from __future__ import annotations
 import numpy as np, pandas as pd
 from .export import CollabExport
-from .predict import id_rows, check_columns
+from .topk import check_k
+from .candidates import id_rows, check_columns, PairSet
 
 # %% auto #0
 __all__ = ['explain', 'plot_explanation', 'because']
@@ -74,7 +75,6 @@ def _history_rows(exp:CollabExport, history:pd.DataFrame, unknown:str) -> pd.Dat
         raise TypeError(f"history must be a DataFrame with columns {[exp.user_name, exp.item_name]}, got {type(history).__name__}")
     check_columns(history, [exp.user_name, exp.item_name], 'history')
     if len(history) == 0: raise ValueError("history is empty: because() needs the users' rated items to explain with")
-    from fastcf.predict import PairSet
     ex = PairSet(exp, history[[exp.user_name, exp.item_name]], unknown)
     users = np.repeat(np.arange(exp.users.n_rows), np.diff(ex.indptr))
     return pd.DataFrame({'u': users, 'h': ex.items}).drop_duplicates()
@@ -97,7 +97,6 @@ def because(
     chunk:int=100_000,     # recommendations per chunk of the vectorised form
 ) -> pd.DataFrame:
     "The `k` items of the user's history most similar to `item` [item, similarity]; for a recs frame, `recs` plus reason columns"
-    from fastcf.topk import check_k
     k = check_k(k)
     if unknown not in ('raise', 'drop'): raise ValueError(f"unknown must be 'raise' or 'drop', got {unknown!r}")
     unit = _unit_item_factors(exp)

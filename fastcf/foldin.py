@@ -11,11 +11,10 @@ from contextlib import contextmanager
 import numpy as np, pandas as pd, torch
 from .vocab import Vocab, NA, as_id_array, id_kind
 from .export import CollabExport
-from .solve import FoldInError, fold_side, RowPrior, trained_rows, row_prior, DotSide, NNSide, fit_rows
-_all_ = ['FoldInError', 'RowPrior', 'trained_rows', 'row_prior']      # defined in fastcf.solve; importable from here as before
+from .solve import FoldInError, fold_side, row_prior, DotSide, NNSide, fit_rows
 
 # %% auto #0
-__all__ = ['rating_frame', 'fold_in', 'FoldInError', 'RowPrior', 'trained_rows', 'row_prior']
+__all__ = ['rating_frame', 'fold_in']
 
 # %% ../nbs/07_foldin.ipynb #e4d7610b
 def _side_names(exp:CollabExport, side:str) -> tuple:
@@ -44,10 +43,9 @@ def rating_frame(
     side:str='user',          # 'user': the user column holds the newcomers; 'item': the item column does
     rating_col=None,          # the rating column (None: the one column that is neither user nor item)
     duplicates:str='raise',   # a pair rated twice: 'raise' a FoldInError, or 'mean' to average its ratings
-    kind:str=None,            # deprecated name of `side`
 ) -> pd.DataFrame:
     "The checked ratings as columns id, other_row (row of the known side) and rating, one row per pair"
-    side = fold_side(side, kind)
+    side = fold_side(side)
     own, other = _side_names(exp, side)
     if not isinstance(ratings, pd.DataFrame): raise FoldInError(f"ratings must be a DataFrame, got {type(ratings).__name__}")
     if duplicates not in ('raise', 'mean'): raise FoldInError(f"duplicates must be 'raise' or 'mean', got {duplicates!r}")
@@ -122,10 +120,9 @@ def fold_in(
     rating_col=None,           # the rating column (None: the one column that is neither user nor item)
     ids=None,                  # more IDs to add, with or without ratings; those without get the average row
     duplicates:str='raise',    # a pair rated twice: 'raise', or 'mean' to average its ratings
-    kind:str=None,             # deprecated name of `side`
 ) -> CollabExport:
     "A new export with rows for the users (or items) in `ratings` and `ids`, fitted with every other row held fixed"
-    side = fold_side(side, kind)
+    side = fold_side(side)
     own, _ = _side_names(exp, side)
     broken = exp.nonfinite()                                 # an export changed in place after it was built
     if broken: raise FoldInError(f"cannot fold into a model with non-finite weights: {broken}")
@@ -177,6 +174,6 @@ def fold_in(
     with np.errstate(invalid='ignore', divide='ignore'): fit_rmse = np.sqrt(stats['rss'] / n_ratings)
     report = pd.DataFrame({own: new_ids, 'row': rows, 'n_ratings': n_ratings, 'fallback': n_ratings == 0, 'updated': known,
                            'fit_rmse': np.where(n_ratings > 0, fit_rmse, np.nan), 'converged': stats['converged']})
-    report.attrs.update(side=side, kind=side, wd=wd, noise_var=noise, prior_var=prior.var)
+    report.attrs.update(side=side, wd=wd, noise_var=noise, prior_var=prior.var)
     result.folded = report
     return result

@@ -10,19 +10,16 @@ from pathlib import Path
 import pandas as pd, torch
 import torch.nn.functional as F
 from fastai.learner import Learner, Metric
-from .implicit_data import (ImplicitDataError, WEIGHT_TRANSFORMS, positives_frame, NegativeSampler, ImplicitDL,
-                                  ImplicitDataLoaders, check_whole)
+from .implicit_data import ImplicitDataError, ImplicitDataLoaders, check_whole
 from .learner import collab_learner, seen_pairs
 from .export import from_learner
 from .predict import recommend
 from .evaluate import split_by_user, ranking_metrics, coverage, popularity_recs
-_all_ = ['ImplicitDataError', 'WEIGHT_TRANSFORMS', 'positives_frame', 'NegativeSampler', 'ImplicitDL', 'ImplicitDataLoaders',
-         'popularity_recs']
+_all_ = ['ImplicitDataLoaders']   # defined in fastcf.implicit_data; README's `from fastcf.implicit import ImplicitDataLoaders`
 
 # %% auto #0
 __all__ = ['ImplicitLoss', 'evaluate_implicit', 'RankingMetric', 'ranking_metrics_at', 'implicit_learner', 'train_implicit',
-           'implicit_demo', 'ImplicitDataError', 'WEIGHT_TRANSFORMS', 'positives_frame', 'NegativeSampler',
-           'ImplicitDL', 'ImplicitDataLoaders', 'popularity_recs']
+           'implicit_demo', 'ImplicitDataLoaders']
 
 # %% ../nbs/08_implicit.ipynb #a445b58e
 class ImplicitLoss:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import numpy as np, pandas as pd, torch
 from fastai.data.core import DataLoaders
-from .models import NA
+from .vocab import NA
 from .evaluate import split_by_user
 
 # %% auto #0

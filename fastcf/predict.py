@@ -9,21 +9,15 @@ from __future__ import annotations
 import copy, time
 import numpy as np, pandas as pd, torch
 from .vocab import as_id_array, unknown_policy
-from .data import random_export
 from .export import CollabExport
-from .topk import PAD, INVALID, check_k, pick_block, topk_rows
+from .topk import check_k, pick_block, topk_rows
 from .scorers import DotScorer, NNScorer
 from .output import RecsWriter, recs_frame, recs_frame_of, empty_recs_frame
 from .candidates import check_id_type, id_rows, check_columns, PairSet, keep_only
 from .candidates import sparse_is_cheaper, iter_allowed_pairs, popular_pool, filled_frame
 
 # %% auto #0
-__all__ = ['iter_topk', 'recommend', 'predict', 'score_matrix', 'similar_items', 'similar_users', 'PAD', 'INVALID', 'topk_rows',
-           'check_k', 'random_export', 'id_rows', 'check_columns', 'PairSet']
-
-# %% ../nbs/02_predict.ipynb #3e3dfaa8
-_all_ = ['PAD', 'INVALID', 'topk_rows', 'check_k', 'random_export',   # from fastcf.topk and fastcf.data, importable from here as before
-         'id_rows', 'check_columns', 'PairSet']                 # from fastcf.candidates, likewise
+__all__ = ['iter_topk', 'recommend', 'predict', 'score_matrix', 'similar_items', 'similar_users']
 
 # %% ../nbs/02_predict.ipynb #c2eb1420
 def _chunk_size(n_cols:int, chunk_bytes:int, scorer) -> int:
@@ -204,7 +198,7 @@ def recommend(
 def predict(
     exp:CollabExport,       # the exported model
     df:pd.DataFrame,        # pairs to score, with the export's user and item columns
-    unknown:str='raise',    # 'raise': KeyError for IDs not in the export; 'mask' (or its old name 'nan'): score them as NaN
+    unknown:str='raise',    # 'raise': KeyError for IDs not in the export; 'mask': score them as NaN
 ) -> np.ndarray:
     "Scores (in `y_range` units) of the (user, item) pairs in `df`, in row order"
     mode = unknown_policy(unknown, ('raise', 'mask'))

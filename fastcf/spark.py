@@ -13,7 +13,8 @@ from types import SimpleNamespace
 import numpy as np, pandas as pd, torch
 from .vocab import Vocab, as_id_array
 from .export import CollabExport
-from .predict import iter_topk, id_rows
+from .predict import iter_topk
+from .candidates import id_rows
 from .scorers import DotScorer, NNScorer
 from .topk import check_k
 from .output import recs_frame
@@ -178,7 +179,7 @@ def recommend_spark(
     if spark is None: raise RuntimeError("no active SparkSession: create one (e.g. fastcf.spark.local_spark()) or pass spark=")
     side = _user_side(exp)
     uname, iname = side.user_name, side.item_name
-    schema = [T.StructField(uname, _id_type(exp.users.kind, T)), T.StructField(iname, _id_type(exp.items.kind, T)),
+    schema = [T.StructField(uname, _id_type(exp.users.id_type, T)), T.StructField(iname, _id_type(exp.items.id_type, T)),
               T.StructField('score', T.FloatType()), T.StructField('rank', T.LongType())]
     if isinstance(items, ps.DataFrame):
         if iname not in items.columns: raise KeyError(f"items has no column {iname!r}; its columns are {items.columns}")

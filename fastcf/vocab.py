@@ -6,7 +6,6 @@ Docs: https://fastcf.github.io/fastcf/vocab.html.md"""
 
 # %% ../nbs/00b_vocab.ipynb #cb8ddbab
 from __future__ import annotations
-import warnings
 from fastcore.basics import store_attr
 import numpy as np, pandas as pd, torch
 
@@ -73,7 +72,6 @@ def as_id_array(ids) -> np.ndarray:
     if kind == 'float': return arr.astype(np.float64)
     return arr
 
-_as_id_array, _id_kind = as_id_array, id_kind   # the names before they were public, for code written against them
 
 def _as_int_ids(values:np.ndarray) -> np.ndarray:
     "`values` for an integer vocab: integral floats become ints only if every float is integral, else a `TypeError`"
@@ -96,17 +94,15 @@ def _as_int_ids(values:np.ndarray) -> np.ndarray:
 UNKNOWN = {'raise': "raise a KeyError that names them",
            'drop': "leave them out, with a warning that names them",
            'mask': "keep their place, marked missing (row -1, score NaN, an exclusion pair ignored)"}
-_OLD_UNKNOWN = {'nan': 'mask', 'ignore': 'mask'}   # earlier spellings of 'mask' (predict's 'nan', exclusions' 'ignore')
 
 def unknown_policy(
     unknown:str,                   # what the caller passed as `unknown=`
     allowed:tuple=tuple(UNKNOWN),  # the words the calling function supports
 ) -> str:
-    "`unknown` as one of `UNKNOWN`'s words ('nan' and 'ignore' are old spellings of 'mask'), or a `ValueError` naming it"
-    word = _OLD_UNKNOWN.get(unknown, unknown) if isinstance(unknown, str) else unknown
-    if word not in allowed:
+    "`unknown` if it is one of the `allowed` words of `UNKNOWN`, else a `ValueError` naming it"
+    if not isinstance(unknown, str) or unknown not in allowed:
         raise ValueError(f"unknown must be {' or '.join(repr(w) for w in allowed)}, got {unknown!r}")
-    return word
+    return unknown
 
 # %% ../nbs/00b_vocab.ipynb #02e191a2
 class Vocab:
@@ -131,11 +127,6 @@ class Vocab:
         items = list(classes)
         n_pad = 1 if len(items) and isinstance(items[0], str) and items[0] == NA else 0
         return cls(items[n_pad:], n_pad, name)
-
-    @property
-    def kind(self) -> str:
-        "Read-only alias of `id_type` (its name before `kind` came to mean only the model kind)"
-        return self.id_type
 
     @property
     def index(self) -> pd.Index:
@@ -183,16 +174,10 @@ class Vocab:
 SIDES = ('user', 'item')
 
 def check_side(
-    side:str,              # 'user' or 'item'
-    old=None,              # the value given under the argument's former name, if any (it wins, with a warning)
-    old_name:str='which',  # that former name, for the warning and the error
+    side:str,   # 'user' or 'item'
 ) -> str:
-    "`side` checked to be 'user' or 'item' (or `old`, given under the deprecated name `old_name`), else a `ValueError`"
-    name = 'side'
-    if old is not None:
-        warnings.warn(f"{old_name}= is deprecated, use side= (side={old!r})", DeprecationWarning, stacklevel=3)
-        side, name = old, old_name
-    if side not in SIDES: raise ValueError(f"{name} must be 'user' or 'item', got {side!r}")
+    "`side` checked to be 'user' or 'item', else a `ValueError` naming it"
+    if not isinstance(side, str) or side not in SIDES: raise ValueError(f"side must be 'user' or 'item', got {side!r}")
     return side
 
 class Side:

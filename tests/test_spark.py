@@ -7,7 +7,8 @@ pytestmark = pytest.mark.slow          # a JVM and a local Spark session: outsid
 
 pytest.importorskip('pyspark', reason="the Spark tests need the 'spark' extra: pip install 'fastcf[spark]'")
 
-from fastcf.predict import random_export, recommend
+from fastcf.data import random_export
+from fastcf.predict import recommend
 from fastcf.spark import local_spark, recommend_spark, _n_shards
 
 
@@ -210,7 +211,8 @@ def test_worker_side_without_fastai():
         sys.meta_path.insert(0, _Block({'fastai'}))
         import numpy as np, pandas as pd
         from types import SimpleNamespace
-        from fastcf.predict import random_export, recommend
+        from fastcf.data import random_export
+        from fastcf.predict import recommend
         from fastcf.spark import _rank_partition, _user_side, _item_shard, _USER
         e = random_export()
         bc = lambda v: SimpleNamespace(value=v)
