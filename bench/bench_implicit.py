@@ -57,7 +57,7 @@ def splits(pos):
 
 
 def score(recs, train, held, n_items):
-    m = ranking_metrics(recs, held, k=K, user_col='user', item_col='item')
+    m = ranking_metrics(recs, held, k=K, user_name='user', item_name='item')
     return {**{k: m[k] for k in METRICS if k != 'coverage'}, 'coverage': coverage(recs, n_items, k=K)}
 
 

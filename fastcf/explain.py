@@ -6,10 +6,11 @@ Docs: https://fastcf.github.io/fastcf/explain.html.md"""
 
 # %% ../nbs/09_explain.ipynb #5d5ce846
 from __future__ import annotations
-import numpy as np, pandas as pd
+import numpy as np, pandas as pd, torch
 from .export import CollabExport
-from .topk import check_k
-from .candidates import id_rows, check_columns, PairSet
+from .vocab import unknown_policy, check_k, check_columns
+from .models import sigmoid_range
+from .candidates import id_rows, PairSet
 
 # %% auto #0
 __all__ = ['explain', 'plot_explanation', 'because']
@@ -36,7 +37,7 @@ def explain(
                         'contribution': np.concatenate([[exp.user_bias[u], exp.item_bias[i]], products[order]])})
     logit = float(res.contribution.sum())
     low_high = exp.y_range
-    score = logit if low_high is None else float(1 / (1 + np.exp(-logit)) * (low_high[1] - low_high[0]) + low_high[0])
+    score = logit if low_high is None else float(sigmoid_range(torch.tensor(logit, dtype=torch.float64), *low_high))
     res.attrs.update(user=user, item=item, logit=logit, score=score, y_range=low_high)
     return res
 
@@ -98,7 +99,7 @@ def because(
 ) -> pd.DataFrame:
     "The `k` items of the user's history most similar to `item` [item, similarity]; for a recs frame, `recs` plus reason columns"
     k = check_k(k)
-    if unknown not in ('raise', 'drop'): raise ValueError(f"unknown must be 'raise' or 'drop', got {unknown!r}")
+    unknown = unknown_policy(unknown, ('raise', 'drop'))
     unit = _unit_item_factors(exp)
     if isinstance(user, pd.DataFrame):
         recs, history = user, item

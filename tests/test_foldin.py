@@ -6,7 +6,7 @@ users' recommendations and the save/load round trip are the notebooks' tests, no
 import subprocess, sys, textwrap, warnings
 import numpy as np, pandas as pd, pytest, torch
 from fastcf.export import CollabExport
-from fastcf.vocab import Vocab
+from fastcf.vocab import Vocab, MissingColumnError
 from fastcf.models import EmbeddingNN, sigmoid_range
 from fastcf.solve import FoldInError, row_prior, trained_rows
 from fastcf.foldin import fold_in, rating_frame
@@ -161,7 +161,6 @@ def small(): return planted_export(n_users=50, n_items=20, y_range=(0, 6))
 BASE = pd.DataFrame({'user': [900, 900, 901, 901], 'item': [1, 2, 3, 4], 'rating': [4., 3., 5., 2.]})
 
 @pytest.mark.parametrize('change,kw,match', [
-    (lambda d: d.rename(columns={'item': 'movie'}), {}, r"no column\(s\) \['item'\]; its columns are \['user', 'movie', 'rating'\]"),
     (lambda d: d.assign(item=[1, 2, 777, 778]), {}, r"2 item ID\(s\) in the ratings are not in the model, e\.g\. \[777, 778\]"),
     (lambda d: d.assign(rating=[1, np.nan, 3, 4.]), {}, r"1 rating\(s\) in 'rating' are NaN or infinite, for user \[900\]"),
     (lambda d: d.assign(rating=[1, np.inf, 3, 4.]), {}, r"NaN or infinite"),
@@ -170,9 +169,8 @@ BASE = pd.DataFrame({'user': [900, 900, 901, 901], 'item': [1, 2, 3, 4], 'rating
     (lambda d: d.assign(rating=['4', '3.5', '5', '2']), {}, r"'rating' holds numbers stored as text .*e\.g\. \['4', '3\.5', '5'\]; convert it first"),
     (lambda d: d.head(0), {}, r"nothing to fold in: the ratings are empty"),
     (lambda d: pd.concat([d, d.head(1)]), {}, r"1 \(user, item\) pair\(s\) are rated more than once, e\.g\. \[\(900, 1\)\]; pass duplicates='mean'"),
-    (lambda d: d.assign(stamp=1), {}, r"cannot tell which column holds the ratings among \['rating', 'stamp'\]; pass rating_col="),
+    (lambda d: d.assign(stamp=1), {}, r"cannot tell which column holds the ratings among \['rating', 'stamp'\]; pass rating_name="),
     (lambda d: d[['user', 'item']], {}, r"ratings has no rating column"),
-    (lambda d: d, dict(rating_col='score'), r"ratings has no column 'score'"),
     (lambda d: d.assign(user=d.user.astype(str)), {}, r"the model's user IDs are integers but the new ones are strings"),
     (lambda d: d.assign(user=[np.nan, 1., 2., 3.]), {}, r"1 rating\(s\) have no 'user' ID"),
     (lambda d: d.assign(user=[5, 5, 901, 901]), {}, r"1 user ID\(s\) are already in the model, e\.g\. \[5\]; pass update=True"),
@@ -189,6 +187,15 @@ BASE = pd.DataFrame({'user': [900, 900, 901, 901], 'item': [1, 2, 3, 4], 'rating
 def test_bad_input(small, change, kw, match):
     with pytest.raises(FoldInError, match=match) as info: fold_in(small, change(BASE.copy()), **kw)
     assert '\n' not in str(info.value) and isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize('change,kw,match', [
+    (lambda d: d.rename(columns={'item': 'movie'}), {}, r"ratings has no column 'item'; its columns are \['user', 'movie', 'rating'\]"),
+    (lambda d: d, dict(rating_name='score'), r"ratings has no column 'score'"),
+])
+def test_missing_columns(small, change, kw, match):
+    "A missing column is fastcf's one MissingColumnError (a ValueError, like FoldInError), not a FoldInError of its own"
+    with pytest.raises(MissingColumnError, match=match): fold_in(small, change(BASE.copy()), **kw)
 
 
 def test_fold_in_never_writes_non_finite_rows():
@@ -209,11 +216,11 @@ def test_fold_in_refuses_a_model_with_non_finite_weights():
         fold_in(e, new_items, side='item')
 
 
-def test_duplicates_mean_and_rating_col(small):
+def test_duplicates_mean_and_rating_name(small):
     twice = pd.concat([BASE, BASE.head(1).assign(rating=2.)], ignore_index=True).assign(stamp=0)
-    checked = rating_frame(small, twice, rating_col='rating', duplicates='mean')
+    checked = rating_frame(small, twice, rating_name='rating', duplicates='mean')
     assert len(checked) == 4 and checked.rating.iloc[0] == 3.0
-    folded = fold_in(small, twice, rating_col='rating', duplicates='mean')
+    folded = fold_in(small, twice, rating_name='rating', duplicates='mean')
     assert folded.folded.n_ratings.tolist() == [2, 2]
 
 

@@ -3,6 +3,7 @@ import numpy as np, pandas as pd, pytest, torch
 from fastai.torch_core import set_seed
 from fastcf.implicit import ImplicitDataLoaders, implicit_learner, evaluate_implicit, train_implicit
 from fastcf.implicit_data import ImplicitDataError, NegativeSampler
+from fastcf.vocab import MissingColumnError
 from fastcf.evaluate import popularity_recs
 from fastcf.export import from_learner, CollabExport
 from fastcf.predict import recommend
@@ -101,7 +102,7 @@ def test_bad_inputs_name_the_problem(positives):
         ImplicitDataLoaders.from_df(positives, n_neg=0)
     with pytest.raises(ImplicitDataError, match=r"held-out user\(s\) have no positive in training, e.g. \[99999\]"):
         ImplicitDataLoaders.from_df(positives, valid_df=pd.DataFrame({'user': [99999], 'movie': [1]}))
-    with pytest.raises(ImplicitDataError, match="no column 'item'"):
+    with pytest.raises(MissingColumnError, match="no column 'item'"):
         ImplicitDataLoaders.from_df(positives, 'user', 'item')
     with pytest.raises(ImplicitDataError, match='inf'):
         train_implicit(positives.assign(w=np.inf), weight='w', log=None)
