@@ -52,7 +52,7 @@ def trained(ratings):
 def test_string_ids_reproduce_get_preds(ratings, trained, kind, make):
     learn = trained(kind, make)
     exp = from_learner(learn)
-    assert exp.kind == kind and exp.users.kind == 'str' and exp.user_ids[0] == 'user-0'
+    assert exp.kind == kind and exp.users.id_type == 'str' and exp.user_ids[0] == 'user-0'
     pairs = ratings.sample(2000, random_state=0)[['user', 'item']]
     np.testing.assert_allclose(predict(exp, pairs), _get_preds(learn, pairs), atol=1e-5)
 
