@@ -31,7 +31,8 @@ from fastcf.data import movielens_100k, synthetic_ratings
 from fastcf.evaluate import split_by_user, ranking_metrics, coverage
 from fastcf.export import from_learner
 from fastcf.predict import recommend
-from fastcf.implicit import ImplicitDataLoaders, implicit_learner, popularity_recs
+from fastcf.implicit import ImplicitDataLoaders, implicit_learner
+from fastcf.evaluate import popularity_recs
 
 torch.set_num_threads(1)
 K = 10
@@ -56,7 +57,7 @@ def splits(pos):
 
 
 def score(recs, train, held, n_items):
-    m = ranking_metrics(recs, held, k=K, user_col='user', item_col='item')
+    m = ranking_metrics(recs, held, k=K, user_name='user', item_name='item')
     return {**{k: m[k] for k in METRICS if k != 'coverage'}, 'coverage': coverage(recs, n_items, k=K)}
 
 

@@ -25,7 +25,8 @@ import argparse, gc, os, resource, subprocess, sys, threading, time, warnings
 import numpy as np, pandas as pd, torch
 
 warnings.filterwarnings('ignore')
-from fastcf.predict import recommend, iter_topk, random_export
+from fastcf.data import random_export
+from fastcf.predict import recommend, iter_topk
 from fastcf.export import CollabExport
 from fastcf.output import recs_frame_of
 from fastcf.tiles import ItemTiles, kernel_available, pairs_csr, pick_kernel, tiled_topk
@@ -56,7 +57,8 @@ def _timed(fn) -> float:
 
 def bio_breakdown(exp, k, exclude=None, repeat=3):
     "Where `recommend`'s time goes at this shape: the same chunks as `iter_topk`, each stage timed on its own (median of `repeat`)"
-    from fastcf.predict import PairSet, _chunk_size
+    from fastcf.candidates import PairSet
+    from fastcf.predict import _chunk_size
     from fastcf.scorers import DotScorer
     from fastcf.topk import pick_block
     n_items = exp.items.n_rows - exp.items.n_pad
@@ -173,7 +175,7 @@ def make_export(n_users, n_items, kind='dot', n_factors=50, layers=(100, 50), se
     "Synthetic export with trained-model-like scales (factors and biases ~ N(0, 0.3))"
     rng = np.random.default_rng(seed)
     if kind == 'dot':
-        from fastcf.models import Vocab
+        from fastcf.vocab import Vocab
         f32 = lambda *shape: rng.normal(0, 0.3, shape).astype(np.float32)
         return CollabExport('dot', 'user', 'item', Vocab(np.arange(n_users), 1, 'user'), Vocab(np.arange(n_items), 1, 'item'),
                             f32(n_users + 1, n_factors), f32(n_items + 1, n_factors), f32(n_users + 1), f32(n_items + 1),

@@ -27,7 +27,8 @@ warnings.filterwarnings('ignore', category=FutureWarning)
 warnings.filterwarnings('ignore', category=UserWarning)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import fastcf
-from fastcf.predict import random_export, recommend
+from fastcf.data import random_export
+from fastcf.predict import recommend
 from fastcf.spark import local_spark, recommend_spark
 
 SHAPES = {'bio': (45_854, 488), '1m': (1_000_000, 488)}

@@ -148,6 +148,7 @@ def tune(data, seed):
     "wd grid and prior variations on validation users: training users held out of a second model, never the test users"
     from fastcf.data import movielens_100k
     import fastcf.foldin as fi
+    from fastcf.solve import RowPrior
     df = movielens_100k(data)[['user', 'movie', 'rating']]
     known, _ = split(df, 0.1, seed)                       # the test users are dropped here and never looked at
     rest, val_users = split(known, 0.1, seed + 100)
@@ -170,7 +171,7 @@ def tune(data, seed):
             if change == 'free bias':           # a (nearly) flat prior on the bias
                 cov[-1, :] = cov[:, -1] = 0; cov[-1, -1] = 1e6 * p.var
             var = float(np.diag(cov)[:-1].mean()) if change == 'free bias' else p.var
-            return fi.RowPrior(mean, np.linalg.cholesky(cov / var), var, p.n_rows)
+            return RowPrior(mean, np.linalg.cholesky(cov / var), var, p.n_rows)
         return prior
     for change in ('zero mean', 'isotropic', 'free bias'):
         fi.row_prior = variant(change)

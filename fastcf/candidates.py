@@ -8,18 +8,16 @@ Docs: https://fastcf.github.io/fastcf/candidates.html.md"""
 from __future__ import annotations
 import warnings
 import numpy as np, pandas as pd, torch
-from .vocab import Vocab, as_id_array, id_kind, unknown_policy
+from .vocab import ID_KINDS, Vocab, as_id_array, id_kind, unknown_policy, check_columns
 from .export import CollabExport
 from .topk import topk_rows
 from .output import recs_frame
 
 # %% auto #0
-__all__ = ['SPARSE_SHARE', 'check_id_type', 'id_rows', 'check_columns', 'PairSet', 'keep_only', 'sparse_is_cheaper',
-           'iter_allowed_pairs', 'popular_pool', 'filled_frame']
+__all__ = ['SPARSE_SHARE', 'check_id_type', 'id_rows', 'PairSet', 'keep_only', 'sparse_is_cheaper', 'iter_allowed_pairs',
+           'popular_pool', 'pair_scores', 'filled_frame']
 
 # %% ../nbs/02f_candidates.ipynb #8cf5fc50
-_KINDS = {'int': 'integers', 'float': 'floats', 'str': 'strings', 'mixed': 'mixed values'}
-
 def check_id_type(
     voc:Vocab,          # the export's user or item vocab
     ids:np.ndarray,     # IDs as `as_id_array` makes them
@@ -29,9 +27,9 @@ def check_id_type(
     if len(ids) == 0 or len(voc.ids) == 0 or (ids.dtype == object and voc.id_type == 'str'): return
     got = id_kind(ids)
     if {got, voc.id_type} in ({'str', 'int'}, {'str', 'float'}):
-        raise TypeError(f"{what} IDs are {_KINDS[got]} such as {pd.unique(ids)[:3].tolist()}, but the export's "
-                        f"{voc.name!r} IDs are {_KINDS[voc.id_type]} such as {voc.ids[:3].tolist()}: you passed "
-                        f"{_KINDS[got]}; convert them (e.g. int('5') vs 5)")
+        raise TypeError(f"{what} IDs are {ID_KINDS[got]} such as {pd.unique(ids)[:3].tolist()}, but the export's "
+                        f"{voc.name!r} IDs are {ID_KINDS[voc.id_type]} such as {voc.ids[:3].tolist()}: you passed "
+                        f"{ID_KINDS[got]}; convert them (e.g. int('5') vs 5)")
 
 def id_rows(
     voc:Vocab,              # the export's user or item vocab
@@ -51,19 +49,14 @@ def id_rows(
         rows = rows[rows >= 0]
     return np.unique(rows)
 
-def check_columns(df:pd.DataFrame, cols:list, what:str='DataFrame'):
-    "A `KeyError` naming the columns of `cols` that `df` lacks, and the columns it has"
-    missing = [c for c in cols if c not in df.columns]
-    if missing: raise KeyError(f"{what} has no column(s) {missing}; its columns are {list(df.columns)}")
-
 # %% ../nbs/02f_candidates.ipynb #96fe7db4
 class PairSet:
     "A set of (user row, item row) pairs (to exclude, or the allowed candidates) in CSR form, with the ID checks `users=` gets, applied chunk by chunk"
     def __init__(self, exp:CollabExport, exclude,
-        unknown:str='ignore',  # pairs with IDs not in the export: 'raise' a KeyError, 'drop' with a warning, or 'ignore'
+        unknown:str='mask',    # pairs with IDs not in the export: 'raise' a KeyError, 'drop' with a warning, or 'mask' (ignored silently)
         what:str='exclude',    # the argument's name in messages ('candidates' reuses this class for the allowed pairs)
     ):
-        if unknown not in ('raise', 'drop', 'ignore'): raise ValueError(f"unknown must be 'raise' or 'drop', got {unknown!r}")
+        unknown = unknown_policy(unknown)
         if isinstance(exclude, pd.DataFrame):
             check_columns(exclude, [exp.user_name, exp.item_name], what)
             u, user_ids = self._rows(exp.users, exclude[exp.user_name], unknown, what)
@@ -191,6 +184,16 @@ def popular_pool(
     return rows[np.argsort(-exp.item_counts[rows], kind='stable')]
 
 # %% ../nbs/02f_candidates.ipynb #2c7dd847
+def pair_scores(
+    exp:CollabExport,       # the export
+    user_rows:np.ndarray,   # [N] user rows
+    item_rows:np.ndarray,   # [N] item rows
+    score:str='model',      # 'model': the full model's score in `y_range` units; 'interaction': the dot product u·v
+) -> np.ndarray:
+    "float32 scores of the (user row, item row) pairs, as `recommend`'s `score=` asks"
+    if score == 'model': return exp.score_rows(user_rows, item_rows).astype(np.float32)
+    return np.einsum('ij,ij->i', exp.user_factors[user_rows], exp.item_factors[item_rows]).astype(np.float32)
+
 def filled_frame(
     exp:CollabExport,      # the export
     chunk:tuple,           # (user rows, item rows, scores, valid) from `iter_topk`
@@ -213,9 +216,7 @@ def filled_frame(
         users.append(np.full(len(pick), rows[a])); extra.append(pick); ranks.append(np.arange(len(pick)) + valid[a].sum() + 1)
     if not users or not sum(map(len, extra)): return frame
     users, extra, ranks = np.concatenate(users), np.concatenate(extra), np.concatenate(ranks)
-    if score == 'model': vals = exp.score_rows(users, extra)
-    else: vals = np.einsum('ij,ij->i', exp.user_factors[users], exp.item_factors[extra])
     added = pd.DataFrame({exp.user_name: exp.users.ids_of(users), exp.item_name: exp.items.ids_of(extra),
-                          'score': vals.astype(np.float32), 'rank': ranks.astype(np.int64), 'filled': True})
+                          'score': pair_scores(exp, users, extra, score), 'rank': ranks.astype(np.int64), 'filled': True})
     res = pd.concat([frame, added], ignore_index=True)
     return res.sort_values([exp.user_name, 'rank'], kind='stable', key=lambda col: exp.users.rows(col) if col.name == exp.user_name else col, ignore_index=True)

@@ -284,8 +284,8 @@ def cmd_demo(
     model_rmse = rmse(known[rating].to_numpy(), predict(exp, known))
     base_rmse = rmse(known[rating].to_numpy(), np.full(len(known), train_df[rating].mean()))
     pop = popularity_recs(train_df, exp.user_ids, 10, user, item)
-    m = ranking_metrics(recs, held, k=10, relevance=relevance, user_col=user, item_col=item, rating_col=rating)
-    p = ranking_metrics(pop, held, k=10, relevance=relevance, user_col=user, item_col=item, rating_col=rating)
+    m = ranking_metrics(recs, held, k=10, relevance=relevance, user_name=user, item_name=item, rating_name=rating)
+    p = ranking_metrics(pop, held, k=10, relevance=relevance, user_name=user, item_name=item, rating_name=rating)
     watch.lap('evaluate')
     print(f"\nheld-out RMSE: model {model_rmse:.4f}, global mean {base_rmse:.4f}")
     print(f"ranking, {int(m['n_users']):,} {user}s with a held-out {rating} >= {relevance}:")
@@ -406,7 +406,7 @@ def _fold_in_file(exp, path):
     if len(others) != 1: raise UsageError(f"new-users file {path!r} needs exactly one rating column besides {ids}; it has {others}")
     new = read_table(path, ids + others, ids={exp.user_name: exp.users if exp.users.id_type == 'str' else None,
                      exp.item_name: exp.items}, numeric=others, unique=ids, what='new-users file')
-    exp = fold_in(exp, new, rating_col=others[0])
+    exp = fold_in(exp, new, rating_name=others[0])
     new_ids = new[exp.user_name].unique()
     print(f"folded in {len(new_ids):,} new users from {len(new):,} ratings")
     return exp, new_ids
@@ -512,9 +512,9 @@ def cmd_evaluate(
         raise UsageError(f"none of the {held[user].nunique():,} {user} IDs in the held-out file {str(heldout)!r} is in the "
                          f"recommendations (e.g. {held[user].iloc[0]!r}); both files must use the same IDs")
     cols = [user, item] + ([rating] if rating else [])
-    m = ranking_metrics(recs, held[cols], k=k, relevance=relevance, user_col=user, item_col=item, rating_col=rating)
+    m = ranking_metrics(recs, held[cols], k=k, relevance=relevance, user_name=user, item_name=item, rating_name=rating)
     cat = catalogue if catalogue else max(recs[item].nunique(), held[item].nunique())
-    m['coverage'] = coverage(recs, cat, k=k, user_col=user, item_col=item)
+    m['coverage'] = coverage(recs, cat, k=k, user_name=user, item_name=item)
     if json: print(dumps({name: float(value) for name, value in m.items()}))
     else:
         print(f"k={k}, {int(m['n_users']):,} users with relevant held-out items"

@@ -8,7 +8,8 @@ Docs: https://fastcf.github.io/fastcf/evaluate.html.md"""
 from __future__ import annotations
 import math, numbers
 import numpy as np, pandas as pd
-from .hits import frame_columns, check_missing, check_id_types, duplicate_pairs_error, list_ranks, position_in_group
+from .vocab import check_k, check_columns, named_columns
+from .hits import check_missing, check_id_types, duplicate_pairs_error, list_ranks, position_in_group
 from .metrics import (precision_at_k, recall_at_k, ndcg_at_k, map_at_k, map_all_at_k, mrr_at_k, hit_rate_at_k,
                             ranking_metrics, per_user_metrics)
 _all_ = ['precision_at_k', 'recall_at_k', 'ndcg_at_k', 'map_at_k', 'map_all_at_k', 'mrr_at_k', 'hit_rate_at_k',
@@ -21,8 +22,8 @@ __all__ = ['split_by_user', 'popularity_recs', 'coverage', 'rmse', 'precision_at
 # %% ../nbs/03_evaluate.ipynb #3430dbac
 def split_by_user(
     df:pd.DataFrame,      # ratings, one row per (user, item) pair
-    user_col:str=None,    # user column; None: the first column
-    item_col:str=None,    # item column; None: the second column
+    user_name:str=None,    # user column; None: the first column
+    item_name:str=None,    # item column; None: the second column
     n:int=None,           # hold out `n` items of each user (leave-n-out) ...
     frac:float=None,      # ... or this fraction of each user's items, rounded to the nearest whole item
     seed:int=42,          # same frame and seed, same split
@@ -30,13 +31,13 @@ def split_by_user(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     "Split `df` into `(train, heldout)` by holding out `n` items, or a fraction `frac` of the items, of every user."
     if (n is None) == (frac is None): raise ValueError("give exactly one of n (items per user) or frac (fraction per user)")
-    if n is not None and (int(n) != n or n < 1): raise ValueError(f"n must be a whole number >= 1, got {n}")
+    if n is not None: n = check_k(n, 'n')
     if frac is not None and not 0 < frac < 1: raise ValueError(f"frac must be in (0, 1), got {frac}")
     if int(min_train) != min_train or min_train < 0: raise ValueError(f"min_train must be a whole number >= 0, got {min_train}")
-    user_col, item_col = frame_columns(df, 'df', user_col, item_col)
-    check_missing(df, 'df', [user_col, item_col])
-    users, user_ids = pd.factorize(df[user_col])
-    items, item_ids = pd.factorize(df[item_col])
+    user_name, item_name = named_columns(df, [user_name, item_name], 'df')
+    check_missing(df, 'df', [user_name, item_name])
+    users, user_ids = pd.factorize(df[user_name])
+    items, item_ids = pd.factorize(df[item_name])
     # repeated (user, item) rows are one pair: they go to the same side, so no held-out pair is also in train
     rows_pair, pairs = pd.factorize(users.astype(np.int64) * len(item_ids) + items)
     pair_user = pairs // max(len(item_ids), 1)
@@ -55,32 +56,31 @@ def popularity_recs(
     train:pd.DataFrame,  # training pairs: user, item (one row per interaction; a repeated pair counts again)
     users,               # who to recommend to (repeats dropped); a user with no training row gets the overall top `k`
     k:int=10,            # items per user
-    user_col:str=None,   # user column of `train`; None: its first column
-    item_col:str=None,   # item column of `train`; None: its second column
+    user_name:str=None,   # user column of `train`; None: its first column
+    item_name:str=None,   # item column of `train`; None: its second column
 ) -> pd.DataFrame:
     "The baseline to beat: each user's `k` most popular training items they have not seen, as recommendations [user, item, score, rank]."
-    if isinstance(k, (bool, np.bool_)) or not isinstance(k, numbers.Real) or int(k) != k or k < 1:
-        raise ValueError(f"k must be a whole number >= 1, got {k!r}")
-    user_col, item_col = frame_columns(train, 'train', user_col, item_col)
-    check_missing(train, 'train', [user_col, item_col])
+    k = check_k(k)
+    user_name, item_name = named_columns(train, [user_name, item_name], 'train')
+    check_missing(train, 'train', [user_name, item_name])
     users = pd.Series(pd.unique(pd.Series(users)))
-    check_missing(pd.DataFrame({user_col: users}), 'users', [user_col])
-    check_id_types(users, train[user_col], user_col, ('users', 'train'))
-    check_id_types(train[item_col], train[item_col], item_col, ('train', 'train'))
+    check_missing(pd.DataFrame({user_name: users}), 'users', [user_name])
+    check_id_types(users, train[user_name], user_name, ('users', 'train'))
+    check_id_types(train[item_name], train[item_name], item_name, ('train', 'train'))
     # most popular first; equal counts by item ID, ascending (a stable sort of the ID-sorted counts)
-    counts = train[item_col].value_counts(sort=False).sort_index().sort_values(ascending=False, kind='stable')
-    user_rows = pd.Index(users).get_indexer(train[user_col])
+    counts = train[item_name].value_counts(sort=False).sort_index().sort_values(ascending=False, kind='stable')
+    user_rows = pd.Index(users).get_indexer(train[user_name])
     known = user_rows >= 0
     # a user who saw s items finds k unseen ones among the k + s most popular: no need to look further
     most_seen = int(np.bincount(user_rows[known]).max()) if known.any() else 0
-    top = counts.iloc[:int(k) + most_seen]
-    item_cols = pd.Index(top.index).get_indexer(train[item_col])
+    top = counts.iloc[:k + most_seen]
+    item_cols = pd.Index(top.index).get_indexer(train[item_name])
     in_top = known & (item_cols >= 0)
     seen = np.zeros((len(users), len(top)), dtype=bool)
     seen[user_rows[in_top], item_cols[in_top]] = True
     rank = np.cumsum(~seen, axis=1)
     rows, cols = np.nonzero(~seen & (rank <= k))
-    return pd.DataFrame({user_col: users.to_numpy()[rows], item_col: top.index.to_numpy()[cols],
+    return pd.DataFrame({user_name: users.to_numpy()[rows], item_name: top.index.to_numpy()[cols],
                          'score': top.to_numpy()[cols].astype(np.float32), 'rank': rank[rows, cols]})
 
 # %% ../nbs/03_evaluate.ipynb #b91f1b66
@@ -95,14 +95,14 @@ def coverage(
     recs:pd.DataFrame,   # recommendations: user, item, score, rank (as `recommend` returns)
     catalogue,           # the number of items in the catalogue (any numeric type), or the items' IDs (e.g. `train['item']`; repeats are fine)
     k:int=10,            # only each user's top `k` counts
-    user_col:str=None,   # user column; None: the first column of `recs`
-    item_col:str=None,   # item column; None: the second column of `recs`
+    user_name:str=None,   # user column; None: the first column of `recs`
+    item_name:str=None,   # item column; None: the second column of `recs`
 ) -> float:
     "Fraction of the catalogue that appears in at least one user's top `k`."
-    if int(k) != k or k < 1: raise ValueError(f"k must be a whole number >= 1, got {k}")
-    user_col, item_col = frame_columns(recs, 'recs', user_col, item_col)
-    check_missing(recs, 'recs', [user_col, item_col])
-    shown = pd.unique(recs[item_col][list_ranks(recs, user_col) <= k])
+    k = check_k(k)
+    user_name, item_name = named_columns(recs, [user_name, item_name], 'recs')
+    check_missing(recs, 'recs', [user_name, item_name])
+    shown = pd.unique(recs[item_name][list_ranks(recs, user_name) <= k])
     if isinstance(catalogue, (numbers.Number, np.bool_)):
         size = _catalogue_size(catalogue)
         if len(shown) > size: raise ValueError(f"{len(shown)} distinct items recommended but the catalogue has only {size}")
@@ -111,7 +111,7 @@ def coverage(
     catalogue = pd.Series(pd.unique(pd.Series(catalogue)))
     if len(catalogue) == 0: raise ValueError("the catalogue is empty")
     if catalogue.isna().any(): raise ValueError("the catalogue has a missing item ID (NaN or None): drop it first")
-    check_id_types(recs[item_col], catalogue, item_col, ('recs', 'the catalogue'))
+    check_id_types(recs[item_name], catalogue, item_name, ('recs', 'the catalogue'))
     return float((pd.Index(catalogue).get_indexer(shown) >= 0).sum() / len(catalogue))
 
 # %% ../nbs/03_evaluate.ipynb #17e4ee0b
@@ -123,34 +123,34 @@ def _ratings_array(values, name:str) -> np.ndarray:
     if array.ndim != 1: raise ValueError(f"{name} must be one column of ratings, got an array of shape {array.shape}")
     return array
 
-def _join_ratings(true, predicted, true_col, pred_col, user_col, item_col, unmatched) -> pd.DataFrame:
+def _join_ratings(true, predicted, true_col, pred_col, user_name, item_name, unmatched) -> pd.DataFrame:
     "Join true and predicted ratings on (user, item): one row per pair, columns user, item, true, pred."
     if unmatched not in ('raise', 'drop'): raise ValueError(f"unmatched must be 'raise' or 'drop', got {unmatched!r}")
-    user_col, item_col = frame_columns(true, 'true', user_col, item_col)
+    user_name, item_name = named_columns(true, [user_name, item_name], 'true')
     cols = {}
     for name, frame, col in (('true', true, true_col), ('predicted', predicted, pred_col)):
-        frame_columns(frame, name, user_col, item_col, [] if col is None else [col])
+        check_columns(frame, [user_name, item_name] + ([] if col is None else [col]), name)
         if col is None:
-            others = [c for c in frame.columns if c not in (user_col, item_col)]
+            others = [c for c in frame.columns if c not in (user_name, item_name)]
             if len(others) != 1:
-                raise ValueError(f"which column of {name} holds the ratings? It has {others} besides {user_col!r} and {item_col!r}: "
+                raise ValueError(f"which column of {name} holds the ratings? It has {others} besides {user_name!r} and {item_name!r}: "
                                  f"pass {'true_col' if name == 'true' else 'pred_col'}=")
             col = others[0]
-        check_missing(frame, name, [user_col, item_col])
-        repeated = frame.duplicated([user_col, item_col]).to_numpy()
+        check_missing(frame, name, [user_name, item_name])
+        repeated = frame.duplicated([user_name, item_name]).to_numpy()
         if repeated.any():
-            raise duplicate_pairs_error(name, [user_col, item_col], frame.loc[repeated, [user_col, item_col]].to_numpy().tolist(), int(repeated.sum()))
+            raise duplicate_pairs_error(name, [user_name, item_name], frame.loc[repeated, [user_name, item_name]].to_numpy().tolist(), int(repeated.sum()))
         cols[name] = col
-    for col in (user_col, item_col): check_id_types(true[col], predicted[col], col, ('true', 'predicted'))
-    left = true[[user_col, item_col, cols['true']]].set_axis([user_col, item_col, '_true'], axis=1)
-    right = predicted[[user_col, item_col, cols['predicted']]].set_axis([user_col, item_col, '_pred'], axis=1)
-    joined = left.merge(right, on=[user_col, item_col], how='outer' if unmatched == 'raise' else 'inner', indicator=True, sort=False)
+    for col in (user_name, item_name): check_id_types(true[col], predicted[col], col, ('true', 'predicted'))
+    left = true[[user_name, item_name, cols['true']]].set_axis([user_name, item_name, '_true'], axis=1)
+    right = predicted[[user_name, item_name, cols['predicted']]].set_axis([user_name, item_name, '_pred'], axis=1)
+    joined = left.merge(right, on=[user_name, item_name], how='outer' if unmatched == 'raise' else 'inner', indicator=True, sort=False)
     if unmatched == 'raise':
-        only = {side: joined.loc[joined['_merge'].to_numpy() == side, [user_col, item_col]] for side in ('left_only', 'right_only')}
+        only = {side: joined.loc[joined['_merge'].to_numpy() == side, [user_name, item_name]] for side in ('left_only', 'right_only')}
         if len(only['left_only']) or len(only['right_only']):
             parts = [f"{len(frame):,} pairs only in {name}, e.g. {', '.join(str(tuple(p)) for p in frame.to_numpy().tolist()[:3])}"
                      for name, frame in (('true', only['left_only']), ('predicted', only['right_only'])) if len(frame)]
-            raise ValueError(f"true and predicted ratings do not cover the same ({user_col}, {item_col}) pairs: {'; '.join(parts)}. "
+            raise ValueError(f"true and predicted ratings do not cover the same ({user_name}, {item_name}) pairs: {'; '.join(parts)}. "
                              "Pass unmatched='drop' to score only the pairs in both")
     return joined.drop(columns='_merge')
 
@@ -159,8 +159,8 @@ def rmse(
     predicted=None,          # predicted ratings: an array in the order of `true`, or a DataFrame joined to `true` on (user, item)
     true_col:str=None,       # rating column of a DataFrame `true`; None with two frames: its only column besides user and item
     pred_col:str=None,       # prediction column (of `predicted`, or of `true` when it is the only frame); None with two frames: the only other column
-    user_col:str=None,       # with two frames: the user column of both; None: the first column of `true`
-    item_col:str=None,       # with two frames: the item column of both; None: the second column of `true`
+    user_name:str=None,       # with two frames: the user column of both; None: the first column of `true`
+    item_name:str=None,       # with two frames: the item column of both; None: the second column of `true`
     unmatched:str='raise',   # with two frames, pairs in only one of them: 'raise' an error naming them, or 'drop' them (an inner join)
     nan_policy:str='raise',  # a NaN true or predicted rating: 'raise' an error naming it, or 'omit' that pair
 ) -> float:
@@ -168,14 +168,13 @@ def rmse(
     if nan_policy not in ('raise', 'omit'): raise ValueError(f"nan_policy must be 'raise' or 'omit', got {nan_policy!r}")
     rows = None                                                # what to call a position in the error messages
     if isinstance(true, pd.DataFrame) and isinstance(predicted, pd.DataFrame):
-        joined = _join_ratings(true, predicted, true_col, pred_col, user_col, item_col, unmatched)
+        joined = _join_ratings(true, predicted, true_col, pred_col, user_name, item_name, unmatched)
         true, predicted = _ratings_array(joined['_true'], 'true'), _ratings_array(joined['_pred'], 'predicted')
         rows = [tuple(p) for p in joined.iloc[:, :2].to_numpy().tolist()]
     elif isinstance(true, pd.DataFrame) and predicted is None:
         if true_col is None or pred_col is None:
             raise ValueError(f"name the columns: rmse(df, true_col=..., pred_col=...); the DataFrame has {list(true.columns)}")
-        missing = [c for c in (true_col, pred_col) if c not in true.columns]
-        if missing: raise ValueError(f"the DataFrame has no column {missing[0]!r}; its columns are {list(true.columns)}")
+        check_columns(true, [true_col, pred_col], 'the DataFrame')
         rows = true.index
         true, predicted = _ratings_array(true[true_col], 'true'), _ratings_array(true[pred_col], 'predicted')
     elif isinstance(true, pd.DataFrame) or isinstance(predicted, pd.DataFrame):

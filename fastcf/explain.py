@@ -6,9 +6,11 @@ Docs: https://fastcf.github.io/fastcf/explain.html.md"""
 
 # %% ../nbs/09_explain.ipynb #5d5ce846
 from __future__ import annotations
-import numpy as np, pandas as pd
+import numpy as np, pandas as pd, torch
 from .export import CollabExport, checks_export
-from .predict import id_rows, check_columns
+from .vocab import unknown_policy, check_k, check_columns
+from .models import sigmoid_range
+from .candidates import id_rows, PairSet
 
 # %% auto #0
 __all__ = ['explain', 'plot_explanation', 'because']
@@ -36,7 +38,7 @@ def explain(
                         'contribution': np.concatenate([[exp.user_bias[u], exp.item_bias[i]], products[order]])})
     logit = float(res.contribution.sum())
     low_high = exp.y_range
-    score = logit if low_high is None else float(1 / (1 + np.exp(-logit)) * (low_high[1] - low_high[0]) + low_high[0])
+    score = logit if low_high is None else float(sigmoid_range(torch.tensor(logit, dtype=torch.float64), *low_high))
     res.attrs.update(user=user, item=item, logit=logit, score=score, y_range=low_high)
     return res
 
@@ -75,7 +77,6 @@ def _history_rows(exp:CollabExport, history:pd.DataFrame, unknown:str) -> pd.Dat
         raise TypeError(f"history must be a DataFrame with columns {[exp.user_name, exp.item_name]}, got {type(history).__name__}")
     check_columns(history, [exp.user_name, exp.item_name], 'history')
     if len(history) == 0: raise ValueError("history is empty: because() needs the users' rated items to explain with")
-    from fastcf.predict import PairSet
     ex = PairSet(exp, history[[exp.user_name, exp.item_name]], unknown)
     users = np.repeat(np.arange(exp.users.n_rows), np.diff(ex.indptr))
     return pd.DataFrame({'u': users, 'h': ex.items}).drop_duplicates()
@@ -99,9 +100,8 @@ def because(
     chunk:int=100_000,     # recommendations per chunk of the vectorised form
 ) -> pd.DataFrame:
     "The `k` items of the user's history most similar to `item` [item, similarity]; for a recs frame, `recs` plus reason columns"
-    from fastcf.topk import check_k
     k = check_k(k)
-    if unknown not in ('raise', 'drop'): raise ValueError(f"unknown must be 'raise' or 'drop', got {unknown!r}")
+    unknown = unknown_policy(unknown, ('raise', 'drop'))
     unit = _unit_item_factors(exp)
     if isinstance(user, pd.DataFrame):
         recs, history = user, item

@@ -14,12 +14,11 @@ from fastcore.basics import patch, patch_to
 import fastcf
 from .vocab import Vocab, Side, SIDES, check_side
 from .models import sigmoid_range
-from .format import (FORMAT, FORMAT_VERSION, ExportFormatError, ACTIVATIONS, OPS, check_y_range,
-                           write_export, read_export)
-_all_ = ['FORMAT', 'FORMAT_VERSION', 'ExportFormatError']   # defined in fastcf.format, importable from here as before
+from .format import ExportFormatError, ACTIVATIONS, OPS, check_y_range, write_export, read_export
+_all_ = ['ExportFormatError']   # defined in fastcf.format; `load` raises it, so README documents importing it from here
 
 # %% auto #0
-__all__ = ['mlp_ops', 'run_ops', 'CollabExport', 'from_learner', 'FORMAT', 'FORMAT_VERSION', 'ExportFormatError']
+__all__ = ['mlp_ops', 'run_ops', 'CollabExport', 'from_learner', 'ExportFormatError']
 
 # %% ../nbs/01_export.ipynb #04f19e11
 _ACTIVATION_NAMES = {module: name for name, (module, _) in ACTIVATIONS.items()}   # nn.ReLU → 'relu', …
@@ -271,19 +270,17 @@ def load(cls:CollabExport, path) -> CollabExport:
 @patch
 def factors(self:CollabExport,
     side:str='item',   # 'item' or 'user'
-    which:str=None,    # deprecated name of `side`
 ) -> pd.DataFrame:
     "Factors (the NN's embeddings) of every user or item, indexed by raw ID"
-    s = self.side(check_side(side, which))
+    s = self.side(side)
     return pd.DataFrame(s.factors[s.real], index=pd.Index(s.vocab.ids, name=s.name))
 
 @patch
 def biases(self:CollabExport,
     side:str='item',   # 'item' or 'user'
-    which:str=None,    # deprecated name of `side`
 ) -> pd.Series:
     "Bias of every user or item, indexed by raw ID (dot model only)"
-    s = self.side(check_side(side, which))
+    s = self.side(side)
     if s.bias is None: raise ValueError("the neural model has no per-user or per-item bias; biases() needs a 'dot' export")
     return pd.Series(s.bias[s.real], index=pd.Index(s.vocab.ids, name=s.name), name='bias')
 
@@ -296,12 +293,11 @@ def plot_factors(self:CollabExport,
     labels=None,        # optional mapping from ID to label (e.g. a Series of titles)
     ax=None,            # matplotlib axes to draw on
     figsize=(10, 10),
-    which:str=None,     # deprecated name of `side`
 ):
     "Scatter of the first two principal components of the factors, each point labelled (needs matplotlib)"
     try: import matplotlib.pyplot as plt
     except ImportError: raise ImportError("plot_factors needs matplotlib: pip install 'fastcf[plot]' (or matplotlib)") from None
-    s = self.side(check_side(side, which))
+    s = self.side(side)
     voc, fac, bias, counts = s.vocab, s.factors, s.bias, s.counts
     real = fac[voc.n_pad:].astype(np.float64)
     centred = real - real.mean(0)

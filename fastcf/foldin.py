@@ -9,13 +9,12 @@ from __future__ import annotations
 import warnings
 from contextlib import contextmanager
 import numpy as np, pandas as pd, torch
-from .vocab import Vocab, NA, as_id_array, id_kind
+from .vocab import ID_KINDS, Vocab, NA, as_id_array, id_kind, check_columns
 from .export import CollabExport
-from .solve import FoldInError, fold_side, RowPrior, trained_rows, row_prior, DotSide, NNSide, fit_rows
-_all_ = ['FoldInError', 'RowPrior', 'trained_rows', 'row_prior']      # defined in fastcf.solve; importable from here as before
+from .solve import FoldInError, fold_side, row_prior, DotSide, NNSide, fit_rows
 
 # %% auto #0
-__all__ = ['rating_frame', 'fold_in', 'FoldInError', 'RowPrior', 'trained_rows', 'row_prior']
+__all__ = ['rating_frame', 'fold_in']
 
 # %% ../nbs/07_foldin.ipynb #e4d7610b
 def _side_names(exp:CollabExport, side:str) -> tuple:
@@ -27,33 +26,30 @@ def _examples(values, n:int=5) -> list:
     "Up to `n` distinct values, for error messages"
     return pd.unique(np.asarray(values, dtype=object))[:n].tolist()
 
-def _rating_column(ratings:pd.DataFrame, own, other, rating_col):
-    "The rating column: `rating_col`, else the one column that is neither the user nor the item column"
-    if rating_col is not None:
-        if rating_col not in ratings.columns:
-            raise FoldInError(f"ratings has no column {rating_col!r}; its columns are {list(ratings.columns)}")
-        return rating_col
+def _rating_column(ratings:pd.DataFrame, own, other, rating_name):
+    "The rating column: `rating_name`, else the one column that is neither the user nor the item column"
+    if rating_name is not None:
+        check_columns(ratings, [rating_name], 'ratings')
+        return rating_name
     rest = [c for c in ratings.columns if c not in (own, other)]
     if len(rest) == 1: return rest[0]
     if not rest: raise FoldInError(f"ratings has no rating column; its columns are {list(ratings.columns)}")
-    raise FoldInError(f"cannot tell which column holds the ratings among {rest}; pass rating_col=")
+    raise FoldInError(f"cannot tell which column holds the ratings among {rest}; pass rating_name=")
 
 def rating_frame(
     exp:CollabExport,         # the model the ratings will be folded into
     ratings:pd.DataFrame,     # new ratings: the export's user and item columns and a rating column
     side:str='user',          # 'user': the user column holds the newcomers; 'item': the item column does
-    rating_col=None,          # the rating column (None: the one column that is neither user nor item)
+    rating_name=None,          # the rating column (None: the one column that is neither user nor item)
     duplicates:str='raise',   # a pair rated twice: 'raise' a FoldInError, or 'mean' to average its ratings
-    kind:str=None,            # deprecated name of `side`
 ) -> pd.DataFrame:
     "The checked ratings as columns id, other_row (row of the known side) and rating, one row per pair"
-    side = fold_side(side, kind)
+    side = fold_side(side)
     own, other = _side_names(exp, side)
     if not isinstance(ratings, pd.DataFrame): raise FoldInError(f"ratings must be a DataFrame, got {type(ratings).__name__}")
     if duplicates not in ('raise', 'mean'): raise FoldInError(f"duplicates must be 'raise' or 'mean', got {duplicates!r}")
-    missing = [c for c in (own, other) if c not in ratings.columns]
-    if missing: raise FoldInError(f"ratings has no column(s) {missing}; its columns are {list(ratings.columns)}")
-    col = _rating_column(ratings, own, other, rating_col)
+    check_columns(ratings, [own, other], 'ratings')
+    col = _rating_column(ratings, own, other, rating_name)
     values = ratings[col]
     if values.dtype.kind not in 'iuf':
         bad = values[pd.to_numeric(values, errors='coerce').isna() & values.notna()] if values.dtype.kind == 'O' else values
@@ -90,8 +86,7 @@ def _check_new_ids(voc:Vocab, ids:np.ndarray, what:str):
     got = id_kind(ids)
     if got == 'str' and (ids == NA).any(): raise FoldInError(f"{NA!r} is fastai's placeholder, not a {what} ID")
     if len(voc.ids) and got != voc.id_type:
-        names = {'int': 'integers', 'float': 'floats', 'str': 'strings', 'mixed': 'of mixed types'}
-        raise FoldInError(f"the model's {what} IDs are {names[voc.id_type]} but the new ones are {names[got]}, "
+        raise FoldInError(f"the model's {what} IDs are {ID_KINDS[voc.id_type]} but the new ones are {ID_KINDS[got]}, "
                           f"e.g. {_examples(ids, 3)}; convert them to the model's type")
 
 @contextmanager
@@ -119,13 +114,12 @@ def fold_in(
     wd:float=None,             # prior strength, noise variance / prior variance (None: noise estimated from `ratings`)
     max_iter:int=50,           # Levenberg–Marquardt iterations per row (models with a sigmoid or an MLP)
     update:bool=False,         # IDs already in the model: False raises a FoldInError; True re-fits them from `ratings`
-    rating_col=None,           # the rating column (None: the one column that is neither user nor item)
+    rating_name=None,           # the rating column (None: the one column that is neither user nor item)
     ids=None,                  # more IDs to add, with or without ratings; those without get the average row
     duplicates:str='raise',    # a pair rated twice: 'raise', or 'mean' to average its ratings
-    kind:str=None,             # deprecated name of `side`
 ) -> CollabExport:
     "A new export with rows for the users (or items) in `ratings` and `ids`, fitted with every other row held fixed"
-    side = fold_side(side, kind)
+    side = fold_side(side)
     own, _ = _side_names(exp, side)
     broken = exp.nonfinite()                                 # an export changed in place after it was built
     if broken: raise FoldInError(f"cannot fold into a model with non-finite weights: {broken}")
@@ -137,7 +131,7 @@ def fold_in(
     if missing: raise FoldInError("ids contains missing values (NaN or None)")   # before as_id_array's TypeError for None
     extra = np.zeros(0, dtype=object) if ids is None else as_id_array(ids)
     if ratings is None and not len(extra): raise FoldInError("nothing to fold in: give ratings, ids, or both")
-    frame = (rating_frame(exp, ratings, side, rating_col, duplicates) if ratings is not None else
+    frame = (rating_frame(exp, ratings, side, rating_name, duplicates) if ratings is not None else
              pd.DataFrame({'id': np.zeros(0, object), 'other_row': np.zeros(0, np.int64), 'rating': np.zeros(0)}))
     if not len(frame) and not len(extra): raise FoldInError("nothing to fold in: the ratings are empty")
     s = exp.side(side)
@@ -177,6 +171,6 @@ def fold_in(
     with np.errstate(invalid='ignore', divide='ignore'): fit_rmse = np.sqrt(stats['rss'] / n_ratings)
     report = pd.DataFrame({own: new_ids, 'row': rows, 'n_ratings': n_ratings, 'fallback': n_ratings == 0, 'updated': known,
                            'fit_rmse': np.where(n_ratings > 0, fit_rmse, np.nan), 'converged': stats['converged']})
-    report.attrs.update(side=side, kind=side, wd=wd, noise_var=noise, prior_var=prior.var)
+    report.attrs.update(side=side, wd=wd, noise_var=noise, prior_var=prior.var)
     result.folded = report
     return result

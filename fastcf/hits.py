@@ -7,10 +7,11 @@ Docs: https://fastcf.github.io/fastcf/hits.html.md"""
 # %% ../nbs/03b_hits.ipynb #c1005d4e
 from __future__ import annotations
 import numpy as np, pandas as pd
+from .vocab import ID_KINDS, check_k, named_columns
 
 # %% auto #0
-__all__ = ['check_missing', 'frame_columns', 'id_type', 'check_id_types', 'duplicate_pairs_error', 'position_in_group',
-           'list_ranks', 'hit_stats']
+__all__ = ['check_missing', 'column_id_kind', 'check_id_types', 'duplicate_pairs_error', 'position_in_group', 'list_ranks',
+           'hit_stats']
 
 # %% ../nbs/03b_hits.ipynb #71ff485a
 def check_missing(
@@ -29,40 +30,23 @@ def check_missing(
                              f"{' …' if missing.sum() > 5 else ''}: drop or fill them first")
 
 
-# %% ../nbs/03b_hits.ipynb #f4a3c0d2
-def frame_columns(
-    frame:pd.DataFrame,  # the frame to check
-    name:str,            # what to call it in the error (e.g. 'recs')
-    user_col=None,       # its user column; None: its first column
-    item_col=None,       # its item column; None: its second column
-    more:list=(),        # other columns it must have (e.g. the rating column)
-) -> tuple:
-    "The user and item column names (by default the first two columns); a `ValueError` naming a column `frame` lacks."
-    cols = list(frame.columns)
-    for pos, (what, col) in enumerate((('user', user_col), ('item', item_col))):
-        if col is None and len(cols) <= pos:
-            raise ValueError(f"{name} has no {what} column: without {what}_col= it is the {('first', 'second')[pos]} column, "
-                             f"and {name} has {len(cols)} column(s) {cols}")
-    user_col = cols[0] if user_col is None else user_col
-    item_col = cols[1] if item_col is None else item_col
-    missing = [c for c in (user_col, item_col, *more) if c not in frame.columns]
-    if missing: raise ValueError(f"{name} has no column {missing[0]!r}; its columns are {cols}")
-    return user_col, item_col
-
 # %% ../nbs/03b_hits.ipynb #de75d032
-def id_type(
+_NUMBERS = {'int', 'float'}   # kinds whose IDs can match each other (5 and 5.0)
+_INFERRED = {'integer': 'int', 'floating': 'float', 'mixed-integer-float': 'float', 'decimal': 'float', 'string': 'str',
+             'boolean': 'bool'}   # pandas' infer_dtype words → fastcf's ID kinds
+
+def column_id_kind(
     values:pd.Series,  # a column of IDs
 ) -> str|None:
-    "What kind of IDs a column holds: 'number', 'string', 'boolean', or 'mixed'; None when it is empty of values."
+    "What kind of IDs a column holds, in `ID_KINDS`' words: 'int', 'float', 'str', 'bool' or 'mixed'; None when it has no value."
     dtype = values.dtype
-    if isinstance(dtype, pd.CategoricalDtype): return id_type(pd.Series(dtype.categories))
-    if pd.api.types.is_bool_dtype(dtype): return 'boolean'
-    if pd.api.types.is_numeric_dtype(dtype): return 'number'
-    if pd.api.types.is_string_dtype(dtype) and not pd.api.types.is_object_dtype(dtype): return 'string'
+    if isinstance(dtype, pd.CategoricalDtype): return column_id_kind(pd.Series(dtype.categories))
+    if pd.api.types.is_bool_dtype(dtype): return 'bool'
+    if pd.api.types.is_integer_dtype(dtype): return 'int'
+    if pd.api.types.is_numeric_dtype(dtype): return 'float'
+    if pd.api.types.is_string_dtype(dtype) and not pd.api.types.is_object_dtype(dtype): return 'str'
     inferred = pd.api.types.infer_dtype(values, skipna=True)
-    if inferred in ('integer', 'floating', 'mixed-integer-float', 'decimal'): return 'number'
-    if inferred in ('string', 'boolean'): return inferred
-    return None if inferred == 'empty' else 'mixed'
+    return None if inferred == 'empty' else _INFERRED.get(inferred, 'mixed')
 
 def _first_id(values:pd.Series) -> str:
     "The first value of `values` as Python writes it, for error messages."
@@ -75,15 +59,15 @@ def check_id_types(
     names:tuple=('recs', 'heldout'), # what to call the two frames in the error
 ):
     "Raise if two ID columns hold different kinds of IDs (e.g. integers and strings), which could never match."
-    kinds = [id_type(first), id_type(second)]
+    kinds = [column_id_kind(first), column_id_kind(second)]
     for name, values, kind in zip(names, (first, second), kinds):
         if kind == 'mixed':
             examples = pd.unique(values.dropna().map(type))[:3]
             raise TypeError(f"{col!r} in {name} mixes kinds of IDs ({', '.join(t.__name__ for t in examples)}): "
                             "convert them to one type first")
-    if None not in kinds and kinds[0] != kinds[1]:
-        raise TypeError(f"{col!r} holds {kinds[0]} IDs in {names[0]} ({first.dtype}, e.g. {_first_id(first)}) but {kinds[1]} "
-                        f"IDs in {names[1]} ({second.dtype}, e.g. {_first_id(second)}): no ID could match; convert one to the other's type")
+    if None not in kinds and kinds[0] != kinds[1] and not set(kinds) <= _NUMBERS:
+        raise TypeError(f"{col!r} holds {ID_KINDS[kinds[0]]} in {names[0]} ({first.dtype}, e.g. {_first_id(first)}) but {ID_KINDS[kinds[1]]} "
+                        f"in {names[1]} ({second.dtype}, e.g. {_first_id(second)}): no ID could match; convert one to the other's type")
 
 
 # %% ../nbs/03b_hits.ipynb #072df375
@@ -112,12 +96,12 @@ def position_in_group(
 # %% ../nbs/03b_hits.ipynb #6229c91f
 def list_ranks(
     recs:pd.DataFrame,  # recommendations: user, item and a `rank` or a `score` column
-    user_col,           # the user column
+    user_name,           # the user column
 ) -> np.ndarray:
     "Each row's rank in its user's list: the `rank` column, else by `score` descending (stable: ties keep row order)."
     if 'rank' in recs.columns: return recs['rank'].to_numpy()
     if 'score' not in recs.columns: raise ValueError("recs needs a 'rank' or a 'score' column to order each user's list")
-    users = pd.factorize(recs[user_col])[0]
+    users = pd.factorize(recs[user_name])[0]
     order = np.lexsort((-recs['score'].to_numpy(dtype=np.float64), users))
     ranks = np.empty(len(recs), dtype=np.int64)
     ranks[order] = position_in_group(users[order])
@@ -125,19 +109,19 @@ def list_ranks(
 
 
 # %% ../nbs/03b_hits.ipynb #3b75cd31
-def _columns(recs, heldout, user_col, item_col, rating_col, relevance, graded=False):
+def _columns(recs, heldout, user_name, item_name, rating_name, relevance, graded=False):
     "Resolve the user, item and rating column names, and check both frames: columns present, no missing IDs, IDs of one kind."
-    user_col, item_col = frame_columns(recs, 'recs', user_col, item_col)
-    if rating_col is None and heldout.shape[1] > 2: rating_col = heldout.columns[2]
+    user_name, item_name = named_columns(recs, [user_name, item_name], 'recs')
+    if rating_name is None and heldout.shape[1] > 2: rating_name = heldout.columns[2]
     needs_rating = relevance is not None or graded
-    if needs_rating and rating_col is None:
-        raise ValueError(f"{'relevance' if relevance is not None else 'graded'} needs a rating column: pass rating_col, or give heldout a third column")
-    more = [rating_col] if needs_rating else []
-    frame_columns(heldout, 'heldout', user_col, item_col, more)
-    for name, frame, cols in (('recs', recs, [user_col, item_col]), ('heldout', heldout, [user_col, item_col] + more)):
+    if needs_rating and rating_name is None:
+        raise ValueError(f"{'relevance' if relevance is not None else 'graded'} needs a rating column: pass rating_name, or give heldout a third column")
+    for name, frame, cols in (('recs', recs, [user_name, item_name]),
+                              ('heldout', heldout, [user_name, item_name] + ([rating_name] if needs_rating else []))):
+        named_columns(frame, cols, name)
         check_missing(frame, name, cols)
-    for col in (user_col, item_col): check_id_types(recs[col], heldout[col], col)
-    return user_col, item_col, rating_col
+    for col in (user_name, item_name): check_id_types(recs[col], heldout[col], col)
+    return user_name, item_name, rating_name
 
 
 # %% ../nbs/03b_hits.ipynb #99013b25
@@ -146,54 +130,54 @@ def hit_stats(
     heldout:pd.DataFrame,  # held-out ratings: user, item, rating
     k:int=10,              # length of the lists evaluated (each user's top `k`)
     relevance:float=None,  # a held-out pair is relevant if its rating >= this; None: every held-out pair is relevant
-    user_col:str=None,     # user column, in both frames; None: the first column of `recs`
-    item_col:str=None,     # item column, in both frames; None: the second column of `recs`
-    rating_col:str=None,   # rating column of `heldout`; None: its third column
+    user_name:str=None,     # user column, in both frames; None: the first column of `recs`
+    item_name:str=None,     # item column, in both frames; None: the second column of `recs`
+    rating_name:str=None,   # rating column of `heldout`; None: its third column
     users:str='heldout',   # evaluate every user with a relevant held-out item ('heldout') or only those also in `recs` ('common')
     graded:bool=False,     # also each user's ideal DCG with the held-out ratings as gains (for graded NDCG)
 ) -> dict:
     "Per evaluated user: relevant held-out items, hits in the top `k`, DCG, summed precision at the hits, reciprocal rank."
-    if int(k) != k or k < 1: raise ValueError(f"k must be a whole number >= 1, got {k}")
+    k = check_k(k)
     if users not in ('heldout', 'common'): raise ValueError(f"users must be 'heldout' or 'common', got {users!r}")
-    user_col, item_col, rating_col = _columns(recs, heldout, user_col, item_col, rating_col, relevance, graded)
+    user_name, item_name, rating_name = _columns(recs, heldout, user_name, item_name, rating_name, relevance, graded)
     # every held-out (user, item) pair as one integer key, sorted; a repeated pair is an error, not a double count
-    held_users, user_ids = pd.factorize(heldout[user_col])
-    held_items, item_ids = pd.factorize(heldout[item_col])
+    held_users, user_ids = pd.factorize(heldout[user_name])
+    held_items, item_ids = pd.factorize(heldout[item_name])
     n_users, n_items = len(user_ids), max(len(item_ids), 1)
     all_keys = held_users.astype(np.int64) * n_items + held_items
     sorted_keys = np.sort(all_keys)
     repeated = np.flatnonzero(sorted_keys[1:] == sorted_keys[:-1])
     if len(repeated):
         pairs = [(user_ids[key // n_items], item_ids[key % n_items]) for key in sorted_keys[repeated[:3]]]
-        raise duplicate_pairs_error('heldout', [user_col, item_col], pairs, len(np.unique(sorted_keys[repeated])))
+        raise duplicate_pairs_error('heldout', [user_name, item_name], pairs, len(np.unique(sorted_keys[repeated])))
     # the relevant pairs' keys, sorted; for graded NDCG their ratings (the gains) follow them into sorted order
-    ratings = heldout[rating_col].to_numpy() if relevance is not None or graded else None
+    ratings = heldout[rating_name].to_numpy() if relevance is not None or graded else None
     relevant = slice(None) if relevance is None else ratings >= relevance
     if graded:
         by_key = np.argsort(all_keys[relevant])
         keys, gains = all_keys[relevant][by_key], ratings[relevant][by_key].astype(np.float64)
     else: keys, gains = (sorted_keys if relevance is None else np.sort(all_keys[relevant])), None
     if graded and len(gains) and gains.min() <= 0:
-        raise ValueError(f"graded NDCG uses the ratings as gains, so they must be > 0; heldout has {rating_col!r} = {float(gains.min())}"
+        raise ValueError(f"graded NDCG uses the ratings as gains, so they must be > 0; heldout has {rating_name!r} = {float(gains.min())}"
                          " (pass relevance= to count only the higher ratings)")
     n_relevant = np.bincount(keys // n_items, minlength=n_users)
     evaluated = n_relevant > 0
     if users == 'common':
-        rec_users = pd.Index(user_ids).get_indexer(recs[user_col])
+        rec_users = pd.Index(user_ids).get_indexer(recs[user_name])
         in_recs = np.zeros(n_users, dtype=bool); in_recs[rec_users[rec_users >= 0]] = True
         evaluated &= in_recs
     if not evaluated.any():
         raise ValueError("no user to evaluate: no held-out pair is relevant" + (f" at relevance={relevance}" if relevance is not None else "")
                          + (" among the users in recs" if users == 'common' and n_users else ""))
     # recommended pairs within the top k (cut first: the lookups below then see k rows per user), for users with held-out items
-    ranks = list_ranks(recs, user_col)
+    ranks = list_ranks(recs, user_name)
     top = ranks <= k
-    rec_users, rec_items = recs[user_col].array, recs[item_col].array
+    rec_users, rec_items = recs[user_name].array, recs[item_name].array
     if not top.all(): rec_users, ranks, rec_items = rec_users[top], ranks[top], rec_items[top]
     rec_users = pd.Index(user_ids).get_indexer(rec_users)
     known = rec_users >= 0
     if len(known) and n_users and not known.any():
-        raise ValueError(f"no user of recs is in heldout (e.g. {_first_id(recs[user_col])} in recs, {_first_id(pd.Series(user_ids))} in heldout): "
+        raise ValueError(f"no user of recs is in heldout (e.g. {_first_id(recs[user_name])} in recs, {_first_id(pd.Series(user_ids))} in heldout): "
                          "check that both frames use the same user IDs")
     if not known.all(): rec_users, ranks, rec_items = rec_users[known], ranks[known], rec_items[known]
     # number the recommended items; a (user, item) pair listed twice in a top k would count twice, so it is an error
@@ -203,7 +187,7 @@ def hit_stats(
     if len(repeated):
         found = rec_pairs[repeated[:3]]
         pairs = [(user_ids[key // len(rec_item_ids)], rec_item_ids[key % len(rec_item_ids)]) for key in found]
-        raise duplicate_pairs_error('recs', [user_col, item_col], pairs, len(np.unique(rec_pairs[repeated])))
+        raise duplicate_pairs_error('recs', [user_name, item_name], pairs, len(np.unique(rec_pairs[repeated])))
     rec_items = pd.Index(item_ids).get_indexer(rec_item_ids)[rec_codes] if len(rec_codes) else rec_codes
     rec_keys = rec_users.astype(np.int64) * n_items + rec_items
     found = np.minimum(np.searchsorted(keys, rec_keys), max(len(keys) - 1, 0))

@@ -10,19 +10,16 @@ from pathlib import Path
 import pandas as pd, torch
 import torch.nn.functional as F
 from fastai.learner import Learner, Metric
-from .implicit_data import (ImplicitDataError, WEIGHT_TRANSFORMS, positives_frame, NegativeSampler, ImplicitDL,
-                                  ImplicitDataLoaders, check_whole)
+from .implicit_data import ImplicitDataError, ImplicitDataLoaders, check_whole
 from .learner import collab_learner, seen_pairs
 from .export import from_learner
 from .predict import recommend
 from .evaluate import split_by_user, ranking_metrics, coverage, popularity_recs
-_all_ = ['ImplicitDataError', 'WEIGHT_TRANSFORMS', 'positives_frame', 'NegativeSampler', 'ImplicitDL', 'ImplicitDataLoaders',
-         'popularity_recs']
+_all_ = ['ImplicitDataLoaders']   # defined in fastcf.implicit_data; README's `from fastcf.implicit import ImplicitDataLoaders`
 
 # %% auto #0
 __all__ = ['ImplicitLoss', 'evaluate_implicit', 'RankingMetric', 'ranking_metrics_at', 'implicit_learner', 'train_implicit',
-           'implicit_demo', 'ImplicitDataError', 'WEIGHT_TRANSFORMS', 'positives_frame', 'NegativeSampler',
-           'ImplicitDL', 'ImplicitDataLoaders', 'popularity_recs']
+           'implicit_demo', 'ImplicitDataLoaders']
 
 # %% ../nbs/08_implicit.ipynb #a445b58e
 class ImplicitLoss:
@@ -54,7 +51,7 @@ def evaluate_implicit(
     if len(held) == 0: raise ImplicitDataError("no held-out positives to evaluate on: build the DataLoaders with valid_pct or n_valid")
     user, item = learn.dls.cat_names
     recs = recommend(from_learner(learn), users=pd.unique(held[user]), k=k, exclude=seen_pairs(learn), device=device, progress=False)
-    return ranking_metrics(recs, held, k=k, user_col=user, item_col=item)
+    return ranking_metrics(recs, held, k=k, user_name=user, item_name=item)
 
 class _SharedEvaluation:
     "One `evaluate_implicit` per validation, shared by the metrics that read it"
@@ -168,7 +165,7 @@ def implicit_demo(
     watch.lap('recommend')
     recs = pd.read_csv(recs_path, dtype={user: exp.user_ids.dtype, item: exp.item_ids.dtype})
     pop = popularity_recs(train, test[user].unique(), 10, user, item)
-    res = {name: {**ranking_metrics(r, test, k=10, user_col=user, item_col=item), 'coverage': coverage(r, len(exp.item_ids), k=10)}
+    res = {name: {**ranking_metrics(r, test, k=10, user_name=user, item_name=item), 'coverage': coverage(r, len(exp.item_ids), k=10)}
            for name, r in (('model', recs), ('popularity', pop))}
     watch.lap('evaluate')
     say(f"ranking of {res['model']['n_users']:,} {user}s' held-out actives ({loss}):")

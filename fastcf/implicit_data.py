@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import numpy as np, pandas as pd, torch
 from fastai.data.core import DataLoaders
-from .models import NA
+from .vocab import NA, check_columns, named_columns
 from .evaluate import split_by_user
 
 # %% auto #0
@@ -31,13 +31,8 @@ def positives_frame(
 ) -> pd.DataFrame:
     "The distinct (user, item) positives of `df` with a `weight` column (1 when `weight_name` is None), checked"
     if not isinstance(df, pd.DataFrame): raise TypeError(f"positives must be a pandas DataFrame, got {type(df).__name__}")
-    if df.shape[1] < 2 and (user_name is None or item_name is None):
-        raise ImplicitDataError(f"the frame needs a user and an item column; its columns are {list(df.columns)}")
-    user_name = df.columns[0] if user_name is None else user_name
-    item_name = df.columns[1] if item_name is None else item_name
-    cols = [user_name, item_name] + ([weight_name] if weight_name is not None else [])
-    missing = [c for c in cols if c not in df.columns]
-    if missing: raise ImplicitDataError(f"no column {missing[0]!r} in the frame; its columns are {list(df.columns)}")
+    user_name, item_name = named_columns(df, [user_name, item_name], 'the frame of positives')
+    if weight_name is not None: check_columns(df, [weight_name], 'the frame of positives')
     if len(df) == 0: raise ImplicitDataError("the frame of positives is empty: there is nothing to train on")
     if weight_tfm not in WEIGHT_TRANSFORMS: raise ImplicitDataError(f"weight_tfm must be one of {list(WEIGHT_TRANSFORMS)}, got {weight_tfm!r}")
     na = df[[user_name, item_name]].isna().any(axis=1).to_numpy()

@@ -25,95 +25,45 @@ def _per_user(stats:dict) -> dict:
             'map': stats['precision_sum'] / capped, 'map_all': stats['precision_sum'] / n_relevant,
             'mrr': stats['reciprocal_rank'], 'hit_rate': (n_hits > 0).astype(float)}
 
-def _mean_metric(name:str, *args, **kwargs) -> float:
-    "Mean over the evaluated users of one metric; arguments as `hit_stats`"
-    return float(np.mean(_per_user(hit_stats(*args, **kwargs))[name]))
+def _mean_metric(
+    name:str,            # the metric's key in `_per_user`, e.g. 'precision'
+    doc:str,             # the function's docstring
+    graded:bool=False,   # whether the metric takes `graded` (NDCG)
+):
+    "The function `<name>_at_k`: the mean over the evaluated users of one of `_per_user`'s metrics, with `hit_stats`' arguments"
+    def metric(
+        recs:pd.DataFrame,     # recommendations: user, item, score, rank (as `recommend` returns)
+        heldout:pd.DataFrame,  # held-out ratings: user, item, rating
+        k:int=10,              # length of the lists evaluated (each user's top `k`)
+        relevance:float=None,  # a held-out pair is relevant if its rating >= this; None: every held-out pair is relevant
+        **kwargs
+    ) -> float:
+        return float(np.mean(_per_user(hit_stats(recs, heldout, k, relevance, **kwargs))[name]))
+    metric.__name__ = metric.__qualname__ = f"{name}_at_k"
+    metric.__doc__ = doc
+    return delegates(hit_stats, but=[] if graded else ['graded'])(metric)
 
 
 # %% ../nbs/03a_metrics.ipynb #7bed2d2b
-@delegates(hit_stats, but=['graded'])
-def precision_at_k(
-    recs:pd.DataFrame,     # recommendations: user, item, score, rank (as `recommend` returns)
-    heldout:pd.DataFrame,  # held-out ratings: user, item, rating
-    k:int=10,              # length of the lists evaluated (each user's top `k`)
-    relevance:float=None,  # a held-out pair is relevant if its rating >= this; None: every held-out pair is relevant
-    **kwargs
-) -> float:
-    "Mean over users of the fraction of the top `k` recommendations that are relevant held-out items."
-    return _mean_metric('precision', recs, heldout, k, relevance, **kwargs)
+precision_at_k = _mean_metric('precision', "Mean over users of the fraction of the top `k` recommendations that are relevant held-out items.")
 
 # %% ../nbs/03a_metrics.ipynb #cd0b3a60
-@delegates(hit_stats, but=['graded'])
-def recall_at_k(
-    recs:pd.DataFrame,     # recommendations: user, item, score, rank (as `recommend` returns)
-    heldout:pd.DataFrame,  # held-out ratings: user, item, rating
-    k:int=10,              # length of the lists evaluated (each user's top `k`)
-    relevance:float=None,  # a held-out pair is relevant if its rating >= this; None: every held-out pair is relevant
-    **kwargs
-) -> float:
-    "Mean over users of the fraction of their relevant held-out items found in the top `k`."
-    return _mean_metric('recall', recs, heldout, k, relevance, **kwargs)
+recall_at_k = _mean_metric('recall', "Mean over users of the fraction of their relevant held-out items found in the top `k`.")
 
 # %% ../nbs/03a_metrics.ipynb #b6568e37
-@delegates(hit_stats, but=['graded'])
-def ndcg_at_k(
-    recs:pd.DataFrame,     # recommendations: user, item, score, rank (as `recommend` returns)
-    heldout:pd.DataFrame,  # held-out ratings: user, item, rating
-    k:int=10,              # length of the lists evaluated (each user's top `k`)
-    relevance:float=None,  # a held-out pair is relevant if its rating >= this; None: every held-out pair is relevant
-    graded:bool=False,     # gain of a hit: its held-out rating (Recommenders' `score_type='raw'`); False: 1 (binary)
-    **kwargs
-) -> float:
-    "Mean over users of DCG / ideal DCG in the top `k`, with a log₂(1 + rank) discount and binary or graded gains."
-    return _mean_metric('ndcg', recs, heldout, k, relevance, graded=graded, **kwargs)
+ndcg_at_k = _mean_metric('ndcg', "Mean over users of DCG / ideal DCG in the top `k`, with a log₂(1 + rank) discount and binary or graded gains.", graded=True)
 
 # %% ../nbs/03a_metrics.ipynb #a82f3e81
-@delegates(hit_stats, but=['graded'])
-def map_at_k(
-    recs:pd.DataFrame,     # recommendations: user, item, score, rank (as `recommend` returns)
-    heldout:pd.DataFrame,  # held-out ratings: user, item, rating
-    k:int=10,              # length of the lists evaluated (each user's top `k`)
-    relevance:float=None,  # a held-out pair is relevant if its rating >= this; None: every held-out pair is relevant
-    **kwargs
-) -> float:
-    "Mean over users of average precision at `k`: precision at each hit's rank, summed, divided by min(relevant items, `k`)."
-    return _mean_metric('map', recs, heldout, k, relevance, **kwargs)
+map_at_k = _mean_metric('map', "Mean over users of average precision at `k`: precision at each hit's rank, summed, divided by min(relevant items, `k`).")
 
 # %% ../nbs/03a_metrics.ipynb #a8d52c0e
-@delegates(hit_stats, but=['graded'])
-def map_all_at_k(
-    recs:pd.DataFrame,     # recommendations: user, item, score, rank (as `recommend` returns)
-    heldout:pd.DataFrame,  # held-out ratings: user, item, rating
-    k:int=10,              # length of the lists evaluated (each user's top `k`)
-    relevance:float=None,  # a held-out pair is relevant if its rating >= this; None: every held-out pair is relevant
-    **kwargs
-) -> float:
-    "Mean over users of precision at each hit's rank in the top `k`, summed, divided by *all* relevant items (Recommenders' `map`)."
-    return _mean_metric('map_all', recs, heldout, k, relevance, **kwargs)
+map_all_at_k = _mean_metric('map_all', "Mean over users of precision at each hit's rank in the top `k`, summed, divided by *all* relevant items (Recommenders' `map`).")
 
 # %% ../nbs/03a_metrics.ipynb #206297bf
-@delegates(hit_stats, but=['graded'])
-def mrr_at_k(
-    recs:pd.DataFrame,     # recommendations: user, item, score, rank (as `recommend` returns)
-    heldout:pd.DataFrame,  # held-out ratings: user, item, rating
-    k:int=10,              # length of the lists evaluated (each user's top `k`)
-    relevance:float=None,  # a held-out pair is relevant if its rating >= this; None: every held-out pair is relevant
-    **kwargs
-) -> float:
-    "Mean over users of 1 / rank of the first relevant item in the top `k` (0 when there is none)."
-    return _mean_metric('mrr', recs, heldout, k, relevance, **kwargs)
+mrr_at_k = _mean_metric('mrr', "Mean over users of 1 / rank of the first relevant item in the top `k` (0 when there is none).")
 
 # %% ../nbs/03a_metrics.ipynb #62bc4f44
-@delegates(hit_stats, but=['graded'])
-def hit_rate_at_k(
-    recs:pd.DataFrame,     # recommendations: user, item, score, rank (as `recommend` returns)
-    heldout:pd.DataFrame,  # held-out ratings: user, item, rating
-    k:int=10,              # length of the lists evaluated (each user's top `k`)
-    relevance:float=None,  # a held-out pair is relevant if its rating >= this; None: every held-out pair is relevant
-    **kwargs
-) -> float:
-    "Fraction of users with at least one relevant held-out item in their top `k`."
-    return _mean_metric('hit_rate', recs, heldout, k, relevance, **kwargs)
+hit_rate_at_k = _mean_metric('hit_rate', "Fraction of users with at least one relevant held-out item in their top `k`.")
 
 # %% ../nbs/03a_metrics.ipynb #b43482b2
 @delegates(hit_stats, but=['graded'])
@@ -141,6 +91,6 @@ def per_user_metrics(
 ) -> pd.DataFrame:
     "One row per evaluated user: its relevant items, hits, and every metric of `ranking_metrics`."
     stats = hit_stats(recs, heldout, k, relevance, graded=graded, **kwargs)
-    user_col = kwargs.get('user_col') or recs.columns[0]
-    return pd.DataFrame({user_col: np.asarray(stats['user_ids']), 'n_relevant': stats['n_relevant'], 'n_hits': stats['n_hits'],
+    user_name = kwargs.get('user_name') or recs.columns[0]
+    return pd.DataFrame({user_name: np.asarray(stats['user_ids']), 'n_relevant': stats['n_relevant'], 'n_hits': stats['n_hits'],
                          **_per_user(stats)})

@@ -8,13 +8,11 @@ Docs: https://fastcf.github.io/fastcf/models.html.md"""
 from __future__ import annotations
 import numpy as np, pandas as pd, torch
 from torch import nn
-from .vocab import (NA, as_id_array, id_kind, UNKNOWN, unknown_policy, Vocab, SIDES, check_side, Side)
-_all_ = ['NA', 'as_id_array', 'id_kind', 'UNKNOWN', 'unknown_policy', 'Vocab', 'SIDES', 'check_side', 'Side']   # from fastcf.vocab
+from .vocab import Vocab
 
 # %% auto #0
 __all__ = ['trunc_normal_', 'Embedding', 'sigmoid_range', 'SigmoidRange', 'EmbeddingDotBias', 'BatchNorm1d', 'LinBnDrop',
-           'emb_sz_rule', 'TabularModel', 'EmbeddingNN', 'NA', 'as_id_array', 'id_kind', 'UNKNOWN', 'unknown_policy',
-           'Vocab', 'SIDES', 'check_side', 'Side']
+           'emb_sz_rule', 'TabularModel', 'EmbeddingNN']
 
 # %% ../nbs/00_models.ipynb #d2fdbce6
 def trunc_normal_(x:torch.Tensor, mean:float=0., std:float=1.) -> torch.Tensor:

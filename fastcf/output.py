@@ -58,8 +58,8 @@ def _arrow_schema(exp):
     "The Parquet schema of `recommend`'s output (None for mixed-type IDs: inferred from the data)"
     import pyarrow as pa
     types = {'int': pa.int64(), 'float': pa.float64(), 'str': pa.string()}
-    if exp.users.kind not in types or exp.items.kind not in types: return None
-    return pa.schema([(exp.user_name, types[exp.users.kind]), (exp.item_name, types[exp.items.kind]),
+    if exp.users.id_type not in types or exp.items.id_type not in types: return None
+    return pa.schema([(exp.user_name, types[exp.users.id_type]), (exp.item_name, types[exp.items.id_type]),
                       ('score', pa.float32()), ('rank', pa.int64())])
 
 # %% ../nbs/02c_output.ipynb #2464f888

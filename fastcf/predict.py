@@ -8,22 +8,16 @@ Docs: https://fastcf.github.io/fastcf/predict.html.md"""
 from __future__ import annotations
 import copy, time
 import numpy as np, pandas as pd, torch
-from .vocab import as_id_array, unknown_policy
-from .data import random_export
+from .vocab import as_id_array, unknown_policy, check_k, check_columns
 from .export import CollabExport, checks_export
-from .topk import PAD, INVALID, check_k, pick_block, topk_rows
+from .topk import pick_block, topk_rows
 from .scorers import DotScorer, NNScorer
 from .output import RecsWriter, recs_frame, recs_frame_of, empty_recs_frame
-from .candidates import check_id_type, id_rows, check_columns, PairSet, keep_only
-from .candidates import sparse_is_cheaper, iter_allowed_pairs, popular_pool, filled_frame
+from .candidates import check_id_type, id_rows, PairSet, keep_only
+from .candidates import sparse_is_cheaper, iter_allowed_pairs, popular_pool, filled_frame, pair_scores
 
 # %% auto #0
-__all__ = ['iter_topk', 'recommend', 'predict', 'score_matrix', 'similar_items', 'similar_users', 'PAD', 'INVALID', 'topk_rows',
-           'check_k', 'random_export', 'id_rows', 'check_columns', 'PairSet']
-
-# %% ../nbs/02_predict.ipynb #3e3dfaa8
-_all_ = ['PAD', 'INVALID', 'topk_rows', 'check_k', 'random_export',   # from fastcf.topk and fastcf.data, importable from here as before
-         'id_rows', 'check_columns', 'PairSet']                 # from fastcf.candidates, likewise
+__all__ = ['iter_topk', 'recommend', 'predict', 'score_matrix', 'similar_items', 'similar_users']
 
 # %% ../nbs/02_predict.ipynb #c2eb1420
 def _chunk_size(n_cols:int, chunk_bytes:int, scorer) -> int:
@@ -145,9 +139,7 @@ def _rescore(exp:CollabExport, chunk:tuple, score:str) -> tuple:
     "`chunk` of `iter_topk` with its scores recomputed: the full model's (`score='model'`) or the interaction u·v"
     rows, item_rows, scores, valid = chunk
     user_rows = np.broadcast_to(rows[:, None], item_rows.shape).ravel()
-    if score == 'model': new = exp.score_rows(user_rows, item_rows.ravel())
-    else: new = np.einsum('ij,ij->i', exp.user_factors[user_rows], exp.item_factors[item_rows.ravel()])
-    return rows, item_rows, new.reshape(item_rows.shape).astype(np.float32), valid
+    return rows, item_rows, pair_scores(exp, user_rows, item_rows.ravel(), score).reshape(item_rows.shape), valid
 
 # %% ../nbs/02_predict.ipynb #33cf765b
 @checks_export
@@ -170,7 +162,7 @@ def recommend(
 ):
     "Top-`k` items for each user as a DataFrame [user, item, score, rank] (or the path of `out`)"
     k = check_k(k)
-    if unknown not in ('raise', 'drop'): raise ValueError(f"unknown must be 'raise' or 'drop', got {unknown!r}")
+    unknown = unknown_policy(unknown, ('raise', 'drop'))
     if fill not in (None, 'popular'): raise ValueError(f"fill must be None or 'popular', got {fill!r}")
     if fill and exp.item_counts is None:
         raise ValueError("fill='popular' needs the export's item_counts (training interactions per item, which from_learner "
@@ -206,7 +198,7 @@ def recommend(
 def predict(
     exp:CollabExport,       # the exported model
     df:pd.DataFrame,        # pairs to score, with the export's user and item columns
-    unknown:str='raise',    # 'raise': KeyError for IDs not in the export; 'mask' (or its old name 'nan'): score them as NaN
+    unknown:str='raise',    # 'raise': KeyError for IDs not in the export; 'mask': score them as NaN
 ) -> np.ndarray:
     "Scores (in `y_range` units) of the (user, item) pairs in `df`, in row order"
     mode = unknown_policy(unknown, ('raise', 'mask'))

@@ -7,6 +7,8 @@ Docs: https://fastcf.github.io/fastcf/rules.html.md"""
 # %% ../nbs/02d_rules.ipynb #1826bb37
 from __future__ import annotations
 import copy
+from inspect import signature
+from fastcore.meta import delegates
 import numpy as np, pandas as pd, torch
 from .export import CollabExport, checks_export
 from .predict import recommend
@@ -24,6 +26,7 @@ def _transpose_exclude(exclude):
     return exclude     # `recommend` raises the error naming the type
 
 @checks_export
+@delegates(recommend, but=['exclude_items', 'item_bias', 'score', 'fill'])
 def recommend_users(
     exp:CollabExport,      # the exported model
     items=None,            # item IDs to rank users for (None: every item in the export)
@@ -31,20 +34,18 @@ def recommend_users(
     exclude=None,          # pairs never to return: DataFrame with the user and item columns, or sparse matrix (user rows, item rows)
     users=None,            # candidate user IDs (None: every user)
     unknown:str='raise',   # unknown IDs in items/users/exclude: 'raise' a KeyError, or 'drop' them with a warning
-    device=None,           # 'cpu', 'cuda', … (None: the GPU if available, else the CPU)
-    progress=None,         # progress bar over chunks (None: in notebooks only; False: never)
-    out=None,              # stream to this .parquet/.csv file instead of returning a DataFrame
-    chunk_bytes:int=256 << 20, # memory for one chunk's scores and temporaries; bounds the peak memory
     candidates=None,       # the only (user, item) pairs that may be returned: DataFrame, or sparse matrix (user rows, item rows)
+    **kwargs,              # `recommend`'s `device`, `progress`, `out`, `chunk_bytes`, as they are there
 ):
     "Top-`k` users for each item as a DataFrame [item, user, score, rank] (or the path of `out`)"
+    extra = sorted(set(kwargs) - set(signature(recommend_users).parameters))   # e.g. item_bias: no meaning in reverse
+    if extra: raise TypeError(f"recommend_users() got an unexpected keyword argument {extra[0]!r}")
     # the export and the IDs are checked here, as they are, so that errors and warnings call items items (the swapped export
     # calls them users); `recommend.__wrapped__` is `recommend` without its own check of the export, already done
     if items is not None: items = exp.items.ids_of(id_rows(exp.items, items, unknown, 'item'))
     if users is not None: users = exp.users.ids_of(id_rows(exp.users, users, unknown, 'candidate user'))
     return recommend.__wrapped__(transposed(exp), users=items, k=k, exclude=_transpose_exclude(exclude), items=users, unknown=unknown,
-                     device=device, progress=progress, out=out, chunk_bytes=chunk_bytes,
-                     candidates=_transpose_exclude(candidates))
+                     candidates=_transpose_exclude(candidates), **kwargs)
 
 # %% ../nbs/02d_rules.ipynb #5a4bcb0c
 def transposed(exp:CollabExport) -> CollabExport:

@@ -21,10 +21,9 @@ class FoldInError(ValueError):
 
 def fold_side(
     side:str,       # 'user' or 'item'
-    kind:str=None,  # the deprecated name of `side`: it wins, with a `DeprecationWarning`
 ) -> str:
     "`side` checked by `fastcf.vocab.check_side`, failing as a `FoldInError`: the side check of every fold-in function"
-    try: return check_side(side, kind, 'kind')
+    try: return check_side(side)
     except ValueError as e: raise FoldInError(str(e)) from None
 
 
@@ -43,17 +42,17 @@ def _params(exp:CollabExport, side:str) -> np.ndarray:
     fac = s.factors.astype(np.float64)
     return np.concatenate([fac, s.bias.astype(np.float64)[:, None]], 1) if exp.kind == 'dot' else fac
 
-def trained_rows(exp:CollabExport, side:str='user', kind:str=None) -> np.ndarray:
+def trained_rows(exp:CollabExport, side:str='user') -> np.ndarray:
     "Rows of side `side` the model was trained on: training count > 0 when counts are known, else every real row"
-    s = exp.side(fold_side(side, kind))
+    s = exp.side(fold_side(side))
     voc, counts = s.vocab, s.counts
     rows = np.arange(voc.n_pad, voc.n_rows)
     if counts is not None and (counts[rows] > 0).any(): rows = rows[counts[rows] > 0]
     return rows
 
-def row_prior(exp:CollabExport, side:str='user', kind:str=None) -> RowPrior:
+def row_prior(exp:CollabExport, side:str='user') -> RowPrior:
     "The trained rows of side `side` as a Gaussian: what a row looks like before any of its ratings are seen"
-    side = fold_side(side, kind)
+    side = fold_side(side)
     theta = _params(exp, side)[trained_rows(exp, side)]
     n, p = theta.shape
     if n == 0: raise FoldInError(f"the model has no trained {side}s to learn a prior from")

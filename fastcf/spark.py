@@ -11,11 +11,11 @@ from pathlib import Path
 from functools import partial, reduce
 from types import SimpleNamespace
 import numpy as np, pandas as pd, torch
-from .vocab import Vocab, as_id_array
+from .vocab import Vocab, as_id_array, unknown_policy, check_k, check_columns
 from .export import CollabExport, checks_export
-from .predict import iter_topk, id_rows
+from .predict import iter_topk
+from .candidates import id_rows
 from .scorers import DotScorer, NNScorer
-from .topk import check_k
 from .output import recs_frame
 
 # %% auto #0
@@ -174,15 +174,15 @@ def recommend_spark(
         from fastcf.rules import transposed
         exp, users, items = transposed(exp), items, users
     k = check_k(k)
-    if unknown not in ('raise', 'drop'): raise ValueError(f"unknown must be 'raise' or 'drop', got {unknown!r}")
+    unknown = unknown_policy(unknown, ('raise', 'drop'))
     if spark is None: spark = users.sparkSession if isinstance(users, ps.DataFrame) else ps.SparkSession.getActiveSession()
     if spark is None: raise RuntimeError("no active SparkSession: create one (e.g. fastcf.spark.local_spark()) or pass spark=")
     side = _user_side(exp)
     uname, iname = side.user_name, side.item_name
-    schema = [T.StructField(uname, _id_type(exp.users.kind, T)), T.StructField(iname, _id_type(exp.items.kind, T)),
+    schema = [T.StructField(uname, _id_type(exp.users.id_type, T)), T.StructField(iname, _id_type(exp.items.id_type, T)),
               T.StructField('score', T.FloatType()), T.StructField('rank', T.LongType())]
     if isinstance(items, ps.DataFrame):
-        if iname not in items.columns: raise KeyError(f"items has no column {iname!r}; its columns are {items.columns}")
+        check_columns(items, [iname], 'items')
         items = items.select(F.col(_quote(iname))).distinct().toPandas()[iname]
     item_rows = id_rows(exp.items, items, unknown, 'item')
     if len(item_rows) == 0: return spark.createDataFrame([], T.StructType(schema))
@@ -191,12 +191,11 @@ def recommend_spark(
         ids = exp.users.ids_of(id_rows(exp.users, users, unknown, 'user'))
         frame, n_users = _ids_frame(spark, _USER, ids), len(ids)
     else:
-        if uname not in users.columns: raise KeyError(f"users has no column {uname!r}; its columns are {users.columns}")
+        check_columns(users, [uname], 'users')
         frame, n_users = users.select(F.col(_quote(uname)).alias(_USER)).distinct(), None
     if exclude is not None:
         if isinstance(exclude, pd.DataFrame): exclude = spark.createDataFrame(exclude)
-        missing = [c for c in (uname, iname) if c not in exclude.columns]
-        if missing: raise KeyError(f"exclude has no column(s) {missing}; its columns are {exclude.columns}")
+        check_columns(exclude, [uname, iname], 'exclude')
         seen = (exclude.groupBy(F.col(_quote(uname)).alias(_USER))
                 .agg(F.collect_list(F.col(_quote(iname))).alias(_EXCLUDE)))
         frame = frame.join(seen, on=_USER, how='left')

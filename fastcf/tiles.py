@@ -6,11 +6,11 @@ Docs: https://fastcf.github.io/fastcf/tiles.html.md"""
 
 # %% ../nbs/02e_tiles.ipynb #b1436ff3
 from __future__ import annotations
-import contextlib, os, threading
-from concurrent.futures import ThreadPoolExecutor
+import contextlib, os
 from importlib.util import find_spec
 import numpy as np, torch
-from .topk import INVALID, check_k, topk_rows
+from .vocab import check_k
+from .topk import INVALID, topk_rows, thread_pool
 
 # %% auto #0
 __all__ = ['KERNELS', 'NUMBA_MIN_COLS', 'l2_bytes', 'tile_shape', 'kernel_available', 'pick_kernel', 'pairs_csr',
@@ -194,14 +194,6 @@ class ItemTiles:
         return self._tiles
 
 # %% ../nbs/02e_tiles.ipynb #eb7efb22
-_POOLS, _POOLS_LOCK = {}, threading.Lock()
-def _pool(n:int) -> ThreadPoolExecutor:
-    "A pool of `n` threads for this process (a forked child makes its own)"
-    with _POOLS_LOCK:
-        key = (os.getpid(), n)
-        if key not in _POOLS: _POOLS[key] = ThreadPoolExecutor(n, thread_name_prefix='fastcf-tiles')
-        return _POOLS[key]
-
 def _check_mask(mask, n_users:int, n_cols:int, what:str) -> tuple:
     "A (indptr, columns) CSR mask as int64 arrays, checked: shape, bounds, columns sorted and unique per user"
     if mask is None: return np.zeros(n_users + 1, np.int64), np.zeros(0, np.int64), False
@@ -252,7 +244,7 @@ def _numba_path(users:np.ndarray, items:ItemTiles, k:int, ex, only, threads:int)
     def part(s, e):
         select(users[s:e], tiles, items.n_cols, tu, ex[0][s:e + 1], ex[1], only[0][s:e + 1], only[1], only[2],
                              vals[s:e], cols[s:e])
-    with _one_blas_thread(): list(_pool(n_parts).map(part, ends[:-1], ends[1:]))
+    with _one_blas_thread(): list(thread_pool(n_parts).map(part, ends[:-1], ends[1:]))
     return vals, cols
 
 _BLAS = {}

@@ -8,25 +8,15 @@ Docs: https://fastcf.github.io/fastcf/topk.html.md"""
 from __future__ import annotations
 import os, threading
 from concurrent.futures import ThreadPoolExecutor
-from numbers import Integral
 import numpy as np, torch
+from .vocab import check_k
 
 # %% auto #0
-__all__ = ['PAD', 'INVALID', 'check_k', 'topk_rows', 'pick_block']
+__all__ = ['PAD', 'INVALID', 'topk_rows', 'pick_block', 'thread_pool']
 
 # %% ../nbs/02b_topk.ipynb #a9171b8f
 PAD = -1e30       # key of padding columns
 INVALID = -1e29   # keys at or below this are padding or excluded (-inf), never returned
-
-def check_k(
-    k,                # the requested number of results
-    what:str='k',     # the argument's name in the error
-) -> int:
-    "`k` as an int; anything but a positive integer is an error naming the value"
-    if isinstance(k, (bool, np.bool_)) or not isinstance(k, Integral):
-        raise TypeError(f"{what} must be a positive integer, got {k!r} ({type(k).__name__})")
-    if k < 1: raise ValueError(f"{what} must be a positive integer (at least 1), got {k}")
-    return int(k)
 
 # %% ../nbs/02b_topk.ipynb #ed585044
 def topk_rows(
@@ -169,11 +159,11 @@ def _topk_numpy(keys:np.ndarray, k:int, block:int=0) -> tuple:
     return vals, cols
 
 _POOLS, _POOLS_LOCK = {}, threading.Lock()
-def _thread_pool(n:int) -> ThreadPoolExecutor:
-    "A pool of `n` threads for this process (a forked child, e.g. a Spark worker, makes its own)"
+def thread_pool(n:int) -> ThreadPoolExecutor:
+    "The pool of `n` threads of this process that fastcf's engine shares (a forked child, e.g. a Spark worker, makes its own)"
     with _POOLS_LOCK:
         key = (os.getpid(), n)
-        if key not in _POOLS: _POOLS[key] = ThreadPoolExecutor(n, thread_name_prefix='fastcf-topk')
+        if key not in _POOLS: _POOLS[key] = ThreadPoolExecutor(n, thread_name_prefix='fastcf')
         return _POOLS[key]
 
 def _topk_numpy_threads(keys:np.ndarray, k:int, block:int=0, n_threads:int=1, min_rows:int=64) -> tuple:
@@ -181,5 +171,5 @@ def _topk_numpy_threads(keys:np.ndarray, k:int, block:int=0, n_threads:int=1, mi
     n = min(n_threads, len(keys) // min_rows)
     if n < 2: return _topk_numpy(keys, k, block)
     ends = np.linspace(0, len(keys), n + 1).astype(int)
-    parts = list(_thread_pool(n_threads).map(lambda s, e: _topk_numpy(keys[s:e], k, block), ends[:-1], ends[1:]))
+    parts = list(thread_pool(n_threads).map(lambda s, e: _topk_numpy(keys[s:e], k, block), ends[:-1], ends[1:]))
     return np.concatenate([v for v, _ in parts]), np.concatenate([c for _, c in parts])

@@ -6,12 +6,14 @@ Docs: https://fastcf.github.io/fastcf/vocab.html.md"""
 
 # %% ../nbs/00b_vocab.ipynb #cb8ddbab
 from __future__ import annotations
-import warnings
-from fastcore.basics import store_attr
-import numpy as np, pandas as pd, torch
+import sys
+from numbers import Integral
+from fastcore.basics import store_attr, ifnone
+import numpy as np, pandas as pd
 
 # %% auto #0
-__all__ = ['NA', 'UNKNOWN', 'SIDES', 'id_kind', 'as_id_array', 'unknown_policy', 'Vocab', 'check_side', 'Side']
+__all__ = ['NA', 'ID_KINDS', 'UNKNOWN', 'SIDES', 'id_kind', 'as_id_array', 'unknown_policy', 'check_k', 'MissingColumnError',
+           'check_columns', 'named_columns', 'Vocab', 'check_side', 'Side']
 
 # %% ../nbs/00b_vocab.ipynb #afd4fb78
 NA = '#na#'
@@ -48,7 +50,8 @@ def _refuse_types(arr:np.ndarray, bad_types:set):
 
 def as_id_array(ids) -> np.ndarray:
     "IDs as a 1-D typed array: int64, float64, or object (`str`, ints beyond int64, mixed values); other types are a `TypeError`"
-    if isinstance(ids, torch.Tensor): ids = ids.cpu().numpy()
+    torch = sys.modules.get('torch')              # a tensor exists only once torch is imported: this module never imports it
+    if torch is not None and isinstance(ids, torch.Tensor): ids = ids.cpu().numpy()
     if isinstance(ids, (pd.Series, pd.Index)): arr = ids.to_numpy()
     elif isinstance(ids, np.ndarray): arr = ids.reshape(-1)
     else:
@@ -73,7 +76,6 @@ def as_id_array(ids) -> np.ndarray:
     if kind == 'float': return arr.astype(np.float64)
     return arr
 
-_as_id_array, _id_kind = as_id_array, id_kind   # the names before they were public, for code written against them
 
 def _as_int_ids(values:np.ndarray) -> np.ndarray:
     "`values` for an integer vocab: integral floats become ints only if every float is integral, else a `TypeError`"
@@ -92,21 +94,68 @@ def _as_int_ids(values:np.ndarray) -> np.ndarray:
     try: return res.astype(np.int64)
     except OverflowError: return res
 
+# %% ../nbs/00b_vocab.ipynb #b8571652
+ID_KINDS = {'int': 'integers', 'float': 'floats', 'str': 'strings', 'bool': 'booleans', 'mixed': 'mixed values'}   # kind → in words
+
 # %% ../nbs/00b_vocab.ipynb #f217dd2d
 UNKNOWN = {'raise': "raise a KeyError that names them",
            'drop': "leave them out, with a warning that names them",
            'mask': "keep their place, marked missing (row -1, score NaN, an exclusion pair ignored)"}
-_OLD_UNKNOWN = {'nan': 'mask', 'ignore': 'mask'}   # earlier spellings of 'mask' (predict's 'nan', exclusions' 'ignore')
 
 def unknown_policy(
     unknown:str,                   # what the caller passed as `unknown=`
     allowed:tuple=tuple(UNKNOWN),  # the words the calling function supports
 ) -> str:
-    "`unknown` as one of `UNKNOWN`'s words ('nan' and 'ignore' are old spellings of 'mask'), or a `ValueError` naming it"
-    word = _OLD_UNKNOWN.get(unknown, unknown) if isinstance(unknown, str) else unknown
-    if word not in allowed:
+    "`unknown` if it is one of the `allowed` words of `UNKNOWN`, else a `ValueError` naming it"
+    if not isinstance(unknown, str) or unknown not in allowed:
         raise ValueError(f"unknown must be {' or '.join(repr(w) for w in allowed)}, got {unknown!r}")
-    return word
+    return unknown
+
+# %% ../nbs/00b_vocab.ipynb #1004e8f1
+def check_k(
+    k,                # the requested number of results
+    what:str='k',     # the argument's name in the error
+) -> int:
+    "`k` as an int; anything but a positive integer (a bool, or a float even when whole) is an error naming the value"
+    if isinstance(k, (bool, np.bool_)) or not isinstance(k, Integral):
+        raise TypeError(f"{what} must be a positive integer, got {k!r} ({type(k).__name__})")
+    if k < 1: raise ValueError(f"{what} must be a positive integer (at least 1), got {k}")
+    return int(k)
+
+# %% ../nbs/00b_vocab.ipynb #5c5f840f
+class MissingColumnError(KeyError, ValueError):
+    "A frame lacks columns a function reads: `missing` names them, `available` lists the frame's columns"
+    def __init__(self, message:str, missing=(), available=()):
+        super().__init__(message)
+        self.missing, self.available = list(missing), list(available)
+    def __str__(self): return str(self.args[0])   # the message as written, without the quotes KeyError adds
+
+def check_columns(
+    df,                    # a pandas (or Spark) DataFrame
+    cols,                  # the columns it must have
+    what:str='DataFrame',  # what to call it in the error, e.g. 'exclude'
+):
+    "A `MissingColumnError` naming the columns of `cols` that `df` lacks, and the columns it has"
+    have = list(df.columns)
+    missing = [c for c in cols if c not in have]
+    if not missing: return
+    named = f"column {missing[0]!r}" if len(missing) == 1 else f"columns {missing}"
+    raise MissingColumnError(f"{what} has no {named}; its columns are {have}", missing, have)
+
+# %% ../nbs/00b_vocab.ipynb #f2c24129
+def named_columns(
+    df,                    # a pandas DataFrame
+    names:list,            # column names, each None meaning the column of `df` at that position
+    what:str='DataFrame',  # what to call `df` in the error
+) -> list:
+    "`names` with each None read as `df`'s column at its position (the user column first, then the item column), checked by `check_columns`"
+    have = list(df.columns)
+    cols = [ifnone(name, have[i] if i < len(have) else None) for i, name in enumerate(names)]
+    if None in cols:
+        raise MissingColumnError(f"{what} has {len(have)} column(s) {have}, but column {cols.index(None) + 1} is read by position: "
+                                 f"name the columns", [], have)
+    check_columns(df, cols, what)
+    return cols
 
 # %% ../nbs/00b_vocab.ipynb #02e191a2
 class Vocab:
@@ -133,11 +182,6 @@ class Vocab:
         return cls(items[n_pad:], n_pad, name)
 
     @property
-    def kind(self) -> str:
-        "Read-only alias of `id_type` (its name before `kind` came to mean only the model kind)"
-        return self.id_type
-
-    @property
     def index(self) -> pd.Index:
         if self._index is None: self._index = pd.Index(self.ids, dtype=object if self.id_type in ('str', 'mixed') else None)
         return self._index
@@ -162,13 +206,12 @@ class Vocab:
         return np.where(missing, -1, pos + self.n_pad).astype(np.int64)
 
     def _unknown_message(self, bad) -> str:
-        kinds = {'int': 'integers', 'float': 'floats', 'str': 'strings', 'mixed': 'mixed values'}
         uniq = pd.unique(bad)
         msg = (f"{len(uniq):,} ID(s) not in {self._what} vocab, e.g. {uniq[:5].tolist()}; "
-               f"the vocab holds {len(self.ids):,} {kinds[self.id_type]} such as {self.ids[:3].tolist()}")
+               f"the vocab holds {len(self.ids):,} {ID_KINDS[self.id_type]} such as {self.ids[:3].tolist()}")
         got = id_kind(np.asarray(uniq, dtype=object))
         if got != self.id_type and not {got, self.id_type} <= {'int', 'float'}:
-            msg += f" — you passed {kinds[got]}: convert them (e.g. int('5') vs 5)"
+            msg += f" — you passed {ID_KINDS[got]}: convert them (e.g. int('5') vs 5)"
         if self.n_pad: msg += ". fastai codes IDs it never saw in training as row 0 ('#na#'); fastcf refuses to score them"
         return msg
 
@@ -183,16 +226,10 @@ class Vocab:
 SIDES = ('user', 'item')
 
 def check_side(
-    side:str,              # 'user' or 'item'
-    old=None,              # the value given under the argument's former name, if any (it wins, with a warning)
-    old_name:str='which',  # that former name, for the warning and the error
+    side:str,   # 'user' or 'item'
 ) -> str:
-    "`side` checked to be 'user' or 'item' (or `old`, given under the deprecated name `old_name`), else a `ValueError`"
-    name = 'side'
-    if old is not None:
-        warnings.warn(f"{old_name}= is deprecated, use side= (side={old!r})", DeprecationWarning, stacklevel=3)
-        side, name = old, old_name
-    if side not in SIDES: raise ValueError(f"{name} must be 'user' or 'item', got {side!r}")
+    "`side` checked to be 'user' or 'item', else a `ValueError` naming it"
+    if not isinstance(side, str) or side not in SIDES: raise ValueError(f"side must be 'user' or 'item', got {side!r}")
     return side
 
 class Side:

@@ -148,7 +148,7 @@ def test_recommend_by_item_after_fold_in(files):
     res = run('recommend', d / 'model.fcf', '--by', 'item', '--new-users', d / 'new_by_item.csv', '--k', 2, '--out', d / 'new_hits.csv')
     assert res.returncode == 0, res.stderr
     hits = pd.read_csv(d / 'new_hits.csv')
-    exp = fold_in(CollabExport.load(d / 'model.fcf'), new, rating_col='pchembl')
+    exp = fold_in(CollabExport.load(d / 'model.fcf'), new, rating_name='pchembl')
     keys, scores = dense_reference(exp, new.molecule.unique())
     check_ranking_frame(hits, keys.T, 2, ref_scores=scores.T)
     assert list(hits.columns) == ['target', 'molecule', 'score', 'rank'] and hits.target.nunique() == 50

@@ -27,7 +27,7 @@ def test_rmse_joins_two_frames_on_user_and_item(true_pred):
     # named columns, other names for the IDs
     renamed = dict(user='u', item='i')
     assert rmse(true.rename(columns=renamed), pred.rename(columns=renamed), true_col='rating', pred_col='prediction',
-                user_col='u', item_col='i') == pytest.approx(math.sqrt(1.5))
+                user_name='u', item_name='i') == pytest.approx(math.sqrt(1.5))
 
 
 def test_rmse_pairs_in_one_frame_only(true_pred):
@@ -114,13 +114,13 @@ def test_per_user_frame(small):
 def test_id_types_that_cannot_match_are_an_error(small):
     recs, held = small
     # strings held as objects against integers held as objects: the old check saw two object columns and returned 0
-    with pytest.raises(TypeError, match=r"'item' holds string IDs in recs \(object, e.g. '10'\) but number IDs in heldout \(object"):
+    with pytest.raises(TypeError, match=r"'item' holds strings in recs \(object, e.g. '10'\) but integers in heldout \(object"):
         precision_at_k(recs.astype({'item': str}).astype({'item': object}), held.astype({'item': object}), k=4)
-    with pytest.raises(TypeError, match=r"'user' holds number IDs in recs \(int64, e.g. 1\) but string IDs in heldout"):
+    with pytest.raises(TypeError, match=r"'user' holds integers in recs \(int64, e.g. 1\) but strings in heldout"):
         precision_at_k(recs, held.astype({'user': str}), k=4)
     # leading zeros: '010' read as text on one side, 10 read as a number on the other
     padded = recs.assign(item=recs.item.map(lambda i: f"{i:03d}"))
-    with pytest.raises(TypeError, match=r"'item' holds string IDs in recs \(str, e.g. '010'\) but number IDs in heldout \(int64, e.g. 30\)"):
+    with pytest.raises(TypeError, match=r"'item' holds strings in recs \(str, e.g. '010'\) but integers in heldout \(int64, e.g. 30\)"):
         recall_at_k(padded, held, k=4)
     with pytest.raises(TypeError, match="mixes kinds of IDs"):
         recall_at_k(recs, held.astype({'item': object}).assign(item=[30, 40, '60', 50, 10]), k=4)
@@ -272,7 +272,7 @@ def test_popularity_matches_a_plain_python_reference_on_movielens(ml100k):
     for u in users:
         unseen = [m for m in ranked if m not in seen.get(u, set())][:20]
         expected += [[u, m, float(counts[m]), r + 1] for r, m in enumerate(unseen)]
-    ours = popularity_recs(train, users, k=20, user_col='user', item_col='movie')
+    ours = popularity_recs(train, users, k=20, user_name='user', item_name='movie')
     assert ours.columns.tolist() == ['user', 'movie', 'score', 'rank']
     assert ours.values.tolist() == expected
 
@@ -280,9 +280,9 @@ def test_popularity_matches_a_plain_python_reference_on_movielens(ml100k):
 def test_popularity_bad_inputs_name_the_problem():
     from fastcf.evaluate import popularity_recs
     train = pd.DataFrame({'user': ['a', 'a', 'b'], 'item': [1, 2, 1]})
-    with pytest.raises(TypeError, match="'user' holds number IDs in users"): popularity_recs(train, [1, 2])
-    with pytest.raises(ValueError, match='k must be a whole number >= 1, got 0'): popularity_recs(train, ['a'], k=0)
-    with pytest.raises(ValueError, match="train has no column 'movie'"): popularity_recs(train, ['a'], item_col='movie')
+    with pytest.raises(TypeError, match="'user' holds integers in users"): popularity_recs(train, [1, 2])
+    with pytest.raises(ValueError, match=r'k must be a positive integer \(at least 1\), got 0'): popularity_recs(train, ['a'], k=0)
+    with pytest.raises(ValueError, match="train has no column 'movie'"): popularity_recs(train, ['a'], item_name='movie')
     with pytest.raises(ValueError, match="train has 1 missing values in 'user'"):
         popularity_recs(train.assign(user=['a', None, 'b']), ['a'])
 
@@ -326,8 +326,8 @@ METRICS = {f.__name__: f for f in (precision_at_k, recall_at_k, ndcg_at_k, map_a
 
 @pytest.mark.parametrize('metric', list(METRICS))
 @pytest.mark.parametrize('recs, message', [
-    (RECS[[]], "recs has no user column: without user_col= it is the first column, and recs has 0 column(s) []"),
-    (RECS[['user']], "recs has no item column: without item_col= it is the second column, and recs has 1 column(s) ['user']"),
+    (RECS[[]], "recs has 0 column(s) [], but column 1 is read by position"),
+    (RECS[['user']], "recs has 1 column(s) ['user'], but column 2 is read by position"),
 ], ids=['no columns', 'one column'])
 def test_metrics_name_the_missing_column(metric, recs, message):
     with pytest.raises(ValueError, match=re.escape(message)): METRICS[metric](recs, HELD, k=2)
@@ -335,17 +335,17 @@ def test_metrics_name_the_missing_column(metric, recs, message):
 @pytest.mark.parametrize('metric', list(METRICS))
 def test_metrics_name_a_named_column_that_is_not_there(metric):
     with pytest.raises(ValueError, match=re.escape("recs has no column 'movie'; its columns are ['user', 'item', 'score', 'rank']")):
-        METRICS[metric](RECS, HELD.rename(columns={'item': 'movie'}), k=2, item_col='movie')
+        METRICS[metric](RECS, HELD.rename(columns={'item': 'movie'}), k=2, item_name='movie')
 
 def test_coverage_and_the_helpers_name_the_missing_column():
     from fastcf.evaluate import popularity_recs
-    with pytest.raises(ValueError, match=re.escape("recs has no item column: without item_col= it is the second column")):
+    with pytest.raises(ValueError, match=re.escape("recs has 1 column(s) ['user'], but column 2 is read by position")):
         coverage(RECS[['user']], 10)
     with pytest.raises(ValueError, match=re.escape("recs has no column 'movie'")):                # was a bare KeyError
-        coverage(RECS, 10, item_col='movie')
-    with pytest.raises(ValueError, match=re.escape("df has no user column")): split_by_user(HELD[[]], n=1)
-    with pytest.raises(ValueError, match=re.escape("train has no item column")): popularity_recs(HELD[['user']], [1])
-    with pytest.raises(ValueError, match=re.escape("true has no item column")): rmse(HELD[['user']], HELD)
+        coverage(RECS, 10, item_name='movie')
+    with pytest.raises(ValueError, match=re.escape("df has 0 column(s) []")): split_by_user(HELD[[]], n=1)
+    with pytest.raises(ValueError, match=re.escape("train has 1 column(s) ['user']")): popularity_recs(HELD[['user']], [1])
+    with pytest.raises(ValueError, match=re.escape("true has 1 column(s) ['user']")): rmse(HELD[['user']], HELD)
 
 def test_the_metrics_still_count_with_the_columns_present():
     # user 1: top 2 is 10, 20; held-out {20}: one hit in 2 slots. user 2: top 2 is 10; held-out {30}: none. (1/2 + 0) / 2

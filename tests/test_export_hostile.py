@@ -4,8 +4,10 @@ writes files with the umask's permissions and names the output path in its error
 import base64, io, json, os, subprocess, sys, textwrap, zipfile, zlib
 from pathlib import Path
 import numpy as np, pytest, torch
-from fastcf.export import CollabExport, ExportFormatError, FORMAT_VERSION
-from fastcf.models import Vocab, EmbeddingNN
+from fastcf.export import CollabExport, ExportFormatError
+from fastcf.format import FORMAT_VERSION
+from fastcf.vocab import Vocab
+from fastcf.models import EmbeddingNN
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,7 +65,7 @@ def test_star_import_gives_only_callables_and_constants():
     ns = {}
     exec('from fastcf.export import *', ns)
     names = sorted(k for k in ns if k != '__builtins__')
-    assert names == sorted(['FORMAT', 'FORMAT_VERSION', 'mlp_ops', 'run_ops', 'ExportFormatError', 'CollabExport', 'from_learner'])
+    assert names == sorted(['mlp_ops', 'run_ops', 'ExportFormatError', 'CollabExport', 'from_learner'])
     for k in names: assert callable(ns[k]) or isinstance(ns[k], (str, int)), (k, ns[k])
 
 

@@ -54,7 +54,7 @@ def trained(ratings):
 def test_string_ids_reproduce_get_preds(ratings, trained, kind, make):
     learn = trained(kind, make)
     exp = from_learner(learn)
-    assert exp.kind == kind and exp.users.kind == 'str' and exp.user_ids[0] == 'user-0'
+    assert exp.kind == kind and exp.users.id_type == 'str' and exp.user_ids[0] == 'user-0'
     pairs = ratings.sample(2000, random_state=0)[['user', 'item']]
     np.testing.assert_allclose(predict(exp, pairs), _get_preds(learn, pairs), atol=1e-5)
 
@@ -70,7 +70,7 @@ def test_validation_only_integer_users_are_not_invented():
     assert len(exp.user_ids) == ratings.user.nunique() - 15
     with pytest.raises(KeyError, match=r"5000.*'#na#'"):
         predict(exp, pd.DataFrame({'user': [5000], 'item': [3]}))
-    assert np.isnan(predict(exp, pd.DataFrame({'user': [5000], 'item': [3]}), unknown='nan')[0])
+    assert np.isnan(predict(exp, pd.DataFrame({'user': [5000], 'item': [3]}), unknown='mask')[0])
     known = ratings[~ratings.user.between(5000, 5014)].sample(1000, random_state=1)[['user', 'item']]
     np.testing.assert_allclose(predict(exp, known), _get_preds(learn, known), atol=1e-5)
 
@@ -124,7 +124,7 @@ def test_save_is_atomic(tmp_path, monkeypatch, trained):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
 @pytest.mark.parametrize('kind', ['dot', 'nn'])
 def test_cuda_matches_cpu(kind):
-    from fastcf.predict import random_export
+    from fastcf.data import random_export
     exp = random_export(n_users=3000, n_items=5000, n_factors=32, kind=kind, seed=1)
     seen = pd.DataFrame({'user': np.random.default_rng(0).integers(0, 3000, 20000), 'item': np.random.default_rng(1).integers(0, 5000, 20000)})
     keys, scores = dense_reference(exp, exclude=seen)

@@ -6,8 +6,10 @@ users' recommendations and the save/load round trip are the notebooks' tests, no
 import subprocess, sys, textwrap, warnings
 import numpy as np, pandas as pd, pytest, torch
 from fastcf.export import CollabExport
-from fastcf.models import Vocab, EmbeddingNN, sigmoid_range
-from fastcf.foldin import fold_in, FoldInError, row_prior, rating_frame, trained_rows
+from fastcf.vocab import Vocab, MissingColumnError
+from fastcf.models import EmbeddingNN, sigmoid_range
+from fastcf.solve import FoldInError, row_prior, trained_rows
+from fastcf.foldin import fold_in, rating_frame
 from fastcf.predict import predict, recommend
 
 warnings.filterwarnings('ignore', category=UserWarning)
@@ -61,12 +63,12 @@ def test_recovers_planted_items():
     z = np.einsum('if,ijf->ij', truth[:, :-1], e.user_factors[users + 1]) + truth[:, -1:] + e.user_bias[users + 1]
     y = sigmoid_range(torch.from_numpy(z), 0, 6).numpy() + r.normal(0, 0.05, z.shape)
     frame = pd.DataFrame({'user': users.ravel(), 'item': np.repeat(np.arange(20) + 1000, 60), 'rating': y.ravel()})
-    folded = fold_in(e, frame, kind='item')
+    folded = fold_in(e, frame, side='item')
     got = np.concatenate([folded.item_factors[-20:], folded.item_bias[-20:, None]], 1)
     assert np.median(np.abs(got - truth)) < 0.08
     assert folded.item_ids[-20:].tolist() == list(range(1000, 1020))
     assert np.array_equal(folded.user_factors, e.user_factors) and np.array_equal(folded.item_factors[:501], e.item_factors)
-    assert (folded.folded.columns[0], folded.folded.attrs['kind']) == ('item', 'item')
+    assert (folded.folded.columns[0], folded.folded.attrs['side']) == ('item', 'item')
 
 
 def test_closed_form_is_the_ridge_solution(planted, planted_frame):
@@ -110,7 +112,7 @@ def test_report(planted, planted_frame):
     assert rep.n_ratings.tolist() == [40, 40, 0, 0] and rep.fallback.tolist() == [False, False, True, True]
     assert rep.row.tolist() == [2001, 2002, 2003, 2004] and not rep.updated.any()
     assert rep.fit_rmse[:2].notna().all() and rep.fit_rmse[2:].isna().all()
-    assert set(rep.attrs) >= {'wd', 'noise_var', 'prior_var', 'kind'}
+    assert set(rep.attrs) >= {'wd', 'noise_var', 'prior_var', 'side'}
     p = row_prior(planted)
     np.testing.assert_allclose(rows_of(folded, 2), np.tile(p.mean, (2, 1)), atol=1e-6)   # fallbacks: the average user
 
@@ -147,7 +149,7 @@ def test_string_ids():
     e = planted_export(n_users=300, n_items=50, ids='str', y_range=(0, 6))
     new = pd.DataFrame({'user': ['new1'] * 5 + ['new2'] * 5, 'item': [f"i{i}" for i in range(10)], 'rating': np.linspace(1, 5, 10)})
     folded = fold_in(e, new, ids=['new3'])
-    assert folded.user_ids[-3:].tolist() == ['new1', 'new2', 'new3'] and folded.users.kind == 'str'
+    assert folded.user_ids[-3:].tolist() == ['new1', 'new2', 'new3'] and folded.users.id_type == 'str'
     assert len(recommend(folded, users=['new1', 'new3'], k=3)) == 6
 
 
@@ -159,7 +161,6 @@ def small(): return planted_export(n_users=50, n_items=20, y_range=(0, 6))
 BASE = pd.DataFrame({'user': [900, 900, 901, 901], 'item': [1, 2, 3, 4], 'rating': [4., 3., 5., 2.]})
 
 @pytest.mark.parametrize('change,kw,match', [
-    (lambda d: d.rename(columns={'item': 'movie'}), {}, r"no column\(s\) \['item'\]; its columns are \['user', 'movie', 'rating'\]"),
     (lambda d: d.assign(item=[1, 2, 777, 778]), {}, r"2 item ID\(s\) in the ratings are not in the model, e\.g\. \[777, 778\]"),
     (lambda d: d.assign(rating=[1, np.nan, 3, 4.]), {}, r"1 rating\(s\) in 'rating' are NaN or infinite, for user \[900\]"),
     (lambda d: d.assign(rating=[1, np.inf, 3, 4.]), {}, r"NaN or infinite"),
@@ -168,9 +169,8 @@ BASE = pd.DataFrame({'user': [900, 900, 901, 901], 'item': [1, 2, 3, 4], 'rating
     (lambda d: d.assign(rating=['4', '3.5', '5', '2']), {}, r"'rating' holds numbers stored as text .*e\.g\. \['4', '3\.5', '5'\]; convert it first"),
     (lambda d: d.head(0), {}, r"nothing to fold in: the ratings are empty"),
     (lambda d: pd.concat([d, d.head(1)]), {}, r"1 \(user, item\) pair\(s\) are rated more than once, e\.g\. \[\(900, 1\)\]; pass duplicates='mean'"),
-    (lambda d: d.assign(stamp=1), {}, r"cannot tell which column holds the ratings among \['rating', 'stamp'\]; pass rating_col="),
+    (lambda d: d.assign(stamp=1), {}, r"cannot tell which column holds the ratings among \['rating', 'stamp'\]; pass rating_name="),
     (lambda d: d[['user', 'item']], {}, r"ratings has no rating column"),
-    (lambda d: d, dict(rating_col='score'), r"ratings has no column 'score'"),
     (lambda d: d.assign(user=d.user.astype(str)), {}, r"the model's user IDs are integers but the new ones are strings"),
     (lambda d: d.assign(user=[np.nan, 1., 2., 3.]), {}, r"1 rating\(s\) have no 'user' ID"),
     (lambda d: d.assign(user=[5, 5, 901, 901]), {}, r"1 user ID\(s\) are already in the model, e\.g\. \[5\]; pass update=True"),
@@ -178,7 +178,7 @@ BASE = pd.DataFrame({'user': [900, 900, 901, 901], 'item': [1, 2, 3, 4], 'rating
     (lambda d: d, dict(max_iter=0), r"max_iter must be a positive integer"),
     (lambda d: d, dict(max_iter=2.5), r"max_iter must be a positive integer"),
     (lambda d: d, dict(wd='big'), r"wd must be a positive number, got 'big'"),
-    (lambda d: d, dict(kind='users'), r"kind must be 'user' or 'item'"),
+    (lambda d: d, dict(side='users'), r"side must be 'user' or 'item'"),
     (lambda d: d, dict(duplicates='first'), r"duplicates must be 'raise' or 'mean'"),
     (lambda d: d.values, {}, r"ratings must be a DataFrame"),
     (lambda d: None, {}, r"nothing to fold in: give ratings, ids, or both"),
@@ -187,6 +187,15 @@ BASE = pd.DataFrame({'user': [900, 900, 901, 901], 'item': [1, 2, 3, 4], 'rating
 def test_bad_input(small, change, kw, match):
     with pytest.raises(FoldInError, match=match) as info: fold_in(small, change(BASE.copy()), **kw)
     assert '\n' not in str(info.value) and isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize('change,kw,match', [
+    (lambda d: d.rename(columns={'item': 'movie'}), {}, r"ratings has no column 'item'; its columns are \['user', 'movie', 'rating'\]"),
+    (lambda d: d, dict(rating_name='score'), r"ratings has no column 'score'"),
+])
+def test_missing_columns(small, change, kw, match):
+    "A missing column is fastcf's one MissingColumnError (a ValueError, like FoldInError), not a FoldInError of its own"
+    with pytest.raises(MissingColumnError, match=match): fold_in(small, change(BASE.copy()), **kw)
 
 
 def test_fold_in_never_writes_non_finite_rows():
@@ -207,11 +216,11 @@ def test_fold_in_refuses_a_model_with_non_finite_weights():
         fold_in(e, new_items, side='item')
 
 
-def test_duplicates_mean_and_rating_col(small):
+def test_duplicates_mean_and_rating_name(small):
     twice = pd.concat([BASE, BASE.head(1).assign(rating=2.)], ignore_index=True).assign(stamp=0)
-    checked = rating_frame(small, twice, rating_col='rating', duplicates='mean')
+    checked = rating_frame(small, twice, rating_name='rating', duplicates='mean')
     assert len(checked) == 4 and checked.rating.iloc[0] == 3.0
-    folded = fold_in(small, twice, rating_col='rating', duplicates='mean')
+    folded = fold_in(small, twice, rating_name='rating', duplicates='mean')
     assert folded.folded.n_ratings.tolist() == [2, 2]
 
 
@@ -255,19 +264,14 @@ def test_nn_fold_in_beats_the_average_user():
     assert err(folded, seen) < 0.6 * err(average, seen)                                 # the fit's own loss
     assert err(folded, unseen) < 0.8 * err(average, unseen)                             # and new ratings
     assert np.array_equal(folded.user_factors[:401], e.user_factors) and folded.folded.converged.mean() > 0.5
-    items_folded = fold_in(e, frame.rename(columns={'user': 'item', 'item': 'user'}).assign(item=lambda d: d.item + 5000), kind='item')
+    items_folded = fold_in(e, frame.rename(columns={'user': 'item', 'item': 'user'}).assign(item=lambda d: d.item + 5000), side='item')
     assert items_folded.item_factors.shape == (61 + 20, 6)
 
 
-# --- the split: fastcf.solve holds the prior and the solver, fastcf.foldin still exports every name it had
+# --- the split: fastcf.solve holds the prior and the solver
 
-def test_foldin_reexports_the_solver_names():
-    import fastcf.foldin, fastcf.solve
-    star = {}
-    exec('from fastcf.foldin import *', star)                                         # what a star import gives
-    for name in ('FoldInError', 'RowPrior', 'trained_rows', 'row_prior', 'rating_frame', 'fold_in'): assert name in star, name
-    for name in ('FoldInError', 'RowPrior', 'trained_rows', 'row_prior'):
-        assert getattr(fastcf.foldin, name) is getattr(fastcf.solve, name)
+def test_the_priors_error_is_a_foldin_error():
+    import fastcf.solve
     with pytest.raises(FoldInError, match="the model has no trained users"):            # the prior's error is fold-in's error
         fastcf.solve.row_prior(CollabExport('dot', 'user', 'item', Vocab([], 1, 'user'), Vocab([1, 2], 1, 'item'),
                                             np.zeros((1, 2)), np.ones((3, 2)), np.zeros(1), np.zeros(3)))

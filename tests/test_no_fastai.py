@@ -24,7 +24,8 @@ def test_block_really_blocks():
 def test_models_without_fastai():
     out = _run('''
         import torch
-        from fastcf.models import EmbeddingDotBias, EmbeddingNN, Vocab
+        from fastcf.models import EmbeddingDotBias, EmbeddingNN
+        from fastcf.vocab import Vocab
         m = EmbeddingDotBias.from_classes(4, {'u': ['#na#', 1, 2], 'i': ['#na#', 'a', 'b']}, y_range=(0, 5))
         x = torch.tensor([[1, 2], [2, 1]])
         assert m(x).shape == (2,)

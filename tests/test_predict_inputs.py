@@ -5,7 +5,9 @@ import os, re, signal, subprocess, sys, textwrap, threading, time, warnings
 from pathlib import Path
 import numpy as np, pandas as pd, pytest, torch
 import fastcf
-from fastcf.predict import random_export, recommend, iter_topk, topk_rows, predict, similar_items, similar_users
+from fastcf.data import random_export
+from fastcf.topk import topk_rows
+from fastcf.predict import recommend, iter_topk, predict, similar_items, similar_users
 
 torch.set_num_threads(1)
 try: import pyarrow.parquet as pq
@@ -158,7 +160,8 @@ def test_written_file_mode_follows_the_umask(tmp_path, exp, name, umask, mode):
 CHILD = textwrap.dedent("""
     import signal, sys, torch
     torch.set_num_threads(1)
-    from fastcf.predict import random_export, recommend
+    from fastcf.data import random_export
+    from fastcf.predict import recommend
     exp = random_export(n_users=200_000, n_items=20, n_factors=2)
     if sys.argv[2] == 'handler':
         def bye(signum, frame): sys.exit(3)

@@ -2,7 +2,7 @@
 aimed where a tiled or two-stage selection can go wrong: block and chunk borders, thresholds that tie across them, rows
 with fewer than k valid keys, and -0.0 against +0.0. Both CPU paths (numpy, in threads) and the torch path are checked."""
 import numpy as np, pandas as pd, pytest, torch
-from fastcf.models import Vocab
+from fastcf.vocab import Vocab
 from fastcf.export import CollabExport
 from fastcf.predict import iter_topk
 from fastcf.topk import INVALID, PAD, topk_rows, _topk_torch, _topk_numpy_threads
