@@ -14,14 +14,16 @@ from fastcore.basics import patch, patch_to
 import fastcf
 from .vocab import Vocab, Side, SIDES, check_side
 from .models import sigmoid_range
-from .format import (FORMAT, FORMAT_VERSION, ExportFormatError, ACTIVATIONS, OPS, check_y_range,
+from .format import (FORMAT, FORMAT_VERSION, ExportFormatError, ACTIVATION_OPS, OPS, check_y_range,
                            write_export, read_export)
 _all_ = ['FORMAT', 'FORMAT_VERSION', 'ExportFormatError']   # defined in fastcf.format, importable from here as before
 
 # %% auto #0
-__all__ = ['mlp_ops', 'run_ops', 'CollabExport', 'from_learner', 'FORMAT', 'FORMAT_VERSION', 'ExportFormatError']
+__all__ = ['ACTIVATIONS', 'mlp_ops', 'run_ops', 'CollabExport', 'from_learner', 'FORMAT', 'FORMAT_VERSION', 'ExportFormatError']
 
 # %% ../nbs/01_export.ipynb #04f19e11
+ACTIVATIONS = {'relu': (nn.ReLU, torch.relu), 'tanh': (nn.Tanh, torch.tanh), 'sigmoid': (nn.Sigmoid, torch.sigmoid),
+               'gelu': (nn.GELU, torch.nn.functional.gelu), 'silu': (nn.SiLU, torch.nn.functional.silu)}
 _ACTIVATION_NAMES = {module: name for name, (module, _) in ACTIVATIONS.items()}   # nn.ReLU → 'relu', …
 
 def _leaves(module:nn.Module):

@@ -8,14 +8,14 @@ Docs: https://fastcf.github.io/fastcf/format.html.md"""
 from __future__ import annotations
 import json, os, re, zipfile, zlib, struct
 from pathlib import Path
-import numpy as np, torch
-from torch import nn
+import numpy as np
 import fastcf
 from .atomic import AtomicWriteError, atomic_write
 from .vocab import Vocab
 
 # %% auto #0
-__all__ = ['FORMAT', 'FORMAT_VERSION', 'ACTIVATIONS', 'OPS', 'ExportFormatError', 'check_y_range', 'write_export', 'read_export']
+__all__ = ['FORMAT', 'FORMAT_VERSION', 'ACTIVATION_OPS', 'OPS', 'ExportFormatError', 'check_y_range', 'write_export',
+           'read_export']
 
 # %% ../nbs/01a_format.ipynb #eb058c81
 FORMAT = 'fastcf-collab-export'
@@ -24,12 +24,11 @@ FORMAT_VERSION = 2
 class ExportFormatError(ValueError):
     "A file that is not a readable fastcf export (truncated, corrupted, foreign, or from a newer fastcf)."
 
-ACTIVATIONS = {'relu': (nn.ReLU, torch.relu), 'tanh': (nn.Tanh, torch.tanh), 'sigmoid': (nn.Sigmoid, torch.sigmoid),
-               'gelu': (nn.GELU, torch.nn.functional.gelu), 'silu': (nn.SiLU, torch.nn.functional.silu)}
+ACTIVATION_OPS = ('relu', 'tanh', 'sigmoid', 'gelu', 'silu')
 
 OPS = {'linear': dict(weight='array', bias='array or None'), 'affine': dict(scale='array', shift='array'),
        'leaky_relu': dict(slope='number'), 'sigmoid_range': dict(low='number', high='number'),
-       **{name: {} for name in ACTIVATIONS}}
+       **{name: {} for name in ACTIVATION_OPS}}
 
 def check_y_range(y_range) -> tuple|None:
     "`y_range` as a (low, high) pair of floats, finite and increasing, or None; a `ValueError` naming it otherwise"
@@ -294,15 +293,15 @@ def _from_zip(build, path:Path, zf:zipfile.ZipFile, disk_size:int):
     a = {name: read(name) for name in specs if not name.endswith('_ids') and not name.endswith('_id_offsets')}
     mlp = [{k: (a[v] if isinstance(v, str) and v.startswith('mlp.') else v) for k, v in op.items()} for op in meta['mlp']] or None
     try:
-        return build(meta['kind'], meta['user_name'], meta['item_name'], vocabs['user'], vocabs['item'],
-                   a['user_factors'], a['item_factors'], a.get('user_bias'), a.get('item_bias'),
-                   y_range=meta['y_range'], mlp=mlp, user_counts=a.get('user_counts'), item_counts=a.get('item_counts'),
-                   versions=meta.get('versions'))
+        return build(kind=meta['kind'], user_name=meta['user_name'], item_name=meta['item_name'], users=vocabs['user'],
+                     items=vocabs['item'], user_factors=a['user_factors'], item_factors=a['item_factors'],
+                     user_bias=a.get('user_bias'), item_bias=a.get('item_bias'), y_range=meta['y_range'], mlp=mlp,
+                     user_counts=a.get('user_counts'), item_counts=a.get('item_counts'), versions=meta.get('versions'))
     except (ValueError, TypeError) as e: raise _bad(path, str(e)) from None
 
 def read_export(
     path,        # the file to read
-    build,       # called with the export's fields, as `CollabExport(...)` takes them (`CollabExport` itself, usually)
+    build=dict,  # called with the export's fields as keywords, as `CollabExport(...)` takes them; `dict`: the fields themselves
 ):
     "Read a file written by `write_export` and `build` the export from it, every byte checked; `ExportFormatError` if it is not one"
     path = Path(path)

@@ -6,9 +6,9 @@ Docs: https://fastcf.github.io/fastcf/vocab.html.md"""
 
 # %% ../nbs/00b_vocab.ipynb #cb8ddbab
 from __future__ import annotations
-import warnings
+import sys, warnings
 from fastcore.basics import store_attr
-import numpy as np, pandas as pd, torch
+import numpy as np, pandas as pd
 
 # %% auto #0
 __all__ = ['NA', 'UNKNOWN', 'SIDES', 'id_kind', 'as_id_array', 'unknown_policy', 'Vocab', 'check_side', 'Side']
@@ -48,7 +48,8 @@ def _refuse_types(arr:np.ndarray, bad_types:set):
 
 def as_id_array(ids) -> np.ndarray:
     "IDs as a 1-D typed array: int64, float64, or object (`str`, ints beyond int64, mixed values); other types are a `TypeError`"
-    if isinstance(ids, torch.Tensor): ids = ids.cpu().numpy()
+    torch = sys.modules.get('torch')         # a tensor exists only once torch is imported: IDs alone never import it
+    if torch is not None and isinstance(ids, torch.Tensor): ids = ids.cpu().numpy()
     if isinstance(ids, (pd.Series, pd.Index)): arr = ids.to_numpy()
     elif isinstance(ids, np.ndarray): arr = ids.reshape(-1)
     else:
