@@ -14,7 +14,7 @@ from fastcore.basics import patch, patch_to
 import fastcf
 from .vocab import Vocab, Side, SIDES, check_side
 from .models import sigmoid_range
-from .format import (FORMAT, FORMAT_VERSION, ExportFormatError, ACTIVATION_OPS, OPS, check_y_range,
+from .format import (FORMAT, FORMAT_VERSION, ExportFormatError, ACTIVATION_OPS, OPS, check_op_numbers, check_y_range,
                            write_export, read_export)
 _all_ = ['FORMAT', 'FORMAT_VERSION', 'ExportFormatError']   # defined in fastcf.format, importable from here as before
 
@@ -75,9 +75,9 @@ def _check_mlp(mlp:list, width:int):
         if kind not in OPS: raise ValueError(f"mlp op {j} is {op!r}; known ops: {', '.join(OPS)}")
         for key, need in OPS[kind].items():
             v = op.get(key)
-            ok = (isinstance(v, np.ndarray) or (v is None and need == 'array or None')) if need != 'number' else \
-                 isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
-            if not ok: raise ValueError(f"mlp op {j} ({kind}) needs {key} as a finite {need}, got {type(v).__name__}")
+            if need != 'number' and not (isinstance(v, np.ndarray) or (v is None and need == 'array or None')):
+                raise ValueError(f"mlp op {j} ({kind}) needs {key} as a finite {need}, got {type(v).__name__}")
+        check_op_numbers(op, j)
         shapes = {k: v.shape for k, v in op.items() if isinstance(v, np.ndarray)}
         if kind == 'linear':
             out = shapes['weight'][0] if len(shapes['weight']) == 2 else None
