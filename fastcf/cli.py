@@ -526,17 +526,18 @@ def cmd_info(
     model:str,                  # export file written by fastcf fit or CollabExport.save
 ):
     "what an export file holds"
-    from fastcf.export import CollabExport
-    exp = CollabExport.load(model)
+    from fastcf.format import read_export        # the fields, every byte checked, without torch
+    exp = read_export(model)
     size = Path(model).stat().st_size
+    side = lambda s: f"{len(exp[s + 's'].ids):,} {exp[s + 's'].id_type} IDs in column {exp[s + '_name']!r}, e.g. {exp[s + 's'].ids[:3].tolist()}"
+    y_range = None if exp['y_range'] is None else tuple(exp['y_range'])
     lines = [f"file      {model} ({size / 1e6:.1f} MB)",
-             f"kind      {exp.kind} ({'EmbeddingDotBias' if exp.kind == 'dot' else 'EmbeddingNN'})",
-             f"users     {len(exp.user_ids):,} {exp.users.id_type} IDs in column {exp.user_name!r}, e.g. {exp.user_ids[:3].tolist()}",
-             f"items     {len(exp.item_ids):,} {exp.items.id_type} IDs in column {exp.item_name!r}, e.g. {exp.item_ids[:3].tolist()}",
-             f"factors   {exp.user_factors.shape[1]}" + (f" (user) / {exp.item_factors.shape[1]} (item)" if exp.kind == 'nn' else ''),
-             f"y_range   {exp.y_range}"]
-    if exp.kind == 'nn': lines.append(f"mlp       {' → '.join(o['op'] for o in exp.mlp)}")
-    lines.append(f"versions  {', '.join(f'{k} {v}' for k, v in exp.versions.items())}")
+             f"kind      {exp['kind']} ({'EmbeddingDotBias' if exp['kind'] == 'dot' else 'EmbeddingNN'})",
+             f"users     {side('user')}", f"items     {side('item')}",
+             f"factors   {exp['user_factors'].shape[1]}" + (f" (user) / {exp['item_factors'].shape[1]} (item)" if exp['kind'] == 'nn' else ''),
+             f"y_range   {y_range}"]
+    if exp['kind'] == 'nn': lines.append(f"mlp       {' → '.join(o['op'] for o in exp['mlp'])}")
+    lines.append(f"versions  {', '.join(f'{k} {v}' for k, v in (exp['versions'] or {}).items())}")
     print('\n'.join(lines))
 
 # %% ../nbs/05_cli.ipynb #3b7c2d90

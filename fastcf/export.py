@@ -14,13 +14,15 @@ from fastcore.basics import patch, patch_to
 import fastcf
 from .vocab import Vocab, Side, SIDES, check_side
 from .models import sigmoid_range
-from .format import ExportFormatError, ACTIVATIONS, OPS, check_y_range, write_export, read_export
+from .format import ExportFormatError, ACTIVATION_OPS, OPS, check_op_numbers, check_y_range, write_export, read_export
 _all_ = ['ExportFormatError']   # defined in fastcf.format; `load` raises it, so README documents importing it from here
 
 # %% auto #0
-__all__ = ['mlp_ops', 'run_ops', 'CollabExport', 'from_learner', 'ExportFormatError']
+__all__ = ['ACTIVATIONS', 'mlp_ops', 'run_ops', 'CollabExport', 'from_learner', 'ExportFormatError']
 
 # %% ../nbs/01_export.ipynb #04f19e11
+ACTIVATIONS = {'relu': (nn.ReLU, torch.relu), 'tanh': (nn.Tanh, torch.tanh), 'sigmoid': (nn.Sigmoid, torch.sigmoid),
+               'gelu': (nn.GELU, torch.nn.functional.gelu), 'silu': (nn.SiLU, torch.nn.functional.silu)}
 _ACTIVATION_NAMES = {module: name for name, (module, _) in ACTIVATIONS.items()}   # nn.ReLU → 'relu', …
 
 def _leaves(module:nn.Module):
@@ -72,9 +74,9 @@ def _check_mlp(mlp:list, width:int):
         if kind not in OPS: raise ValueError(f"mlp op {j} is {op!r}; known ops: {', '.join(OPS)}")
         for key, need in OPS[kind].items():
             v = op.get(key)
-            ok = (isinstance(v, np.ndarray) or (v is None and need == 'array or None')) if need != 'number' else \
-                 isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
-            if not ok: raise ValueError(f"mlp op {j} ({kind}) needs {key} as a finite {need}, got {type(v).__name__}")
+            if need != 'number' and not (isinstance(v, np.ndarray) or (v is None and need == 'array or None')):
+                raise ValueError(f"mlp op {j} ({kind}) needs {key} as a finite {need}, got {type(v).__name__}")
+        check_op_numbers(op, j)
         shapes = {k: v.shape for k, v in op.items() if isinstance(v, np.ndarray)}
         if kind == 'linear':
             out = shapes['weight'][0] if len(shapes['weight']) == 2 else None

@@ -8,14 +8,14 @@ Docs: https://fastcf.github.io/fastcf/format.html.md"""
 from __future__ import annotations
 import json, os, re, zipfile, zlib, struct
 from pathlib import Path
-import numpy as np, torch
-from torch import nn
+import numpy as np
 import fastcf
 from .atomic import AtomicWriteError, atomic_write
 from .vocab import Vocab
 
 # %% auto #0
-__all__ = ['FORMAT', 'FORMAT_VERSION', 'ACTIVATIONS', 'OPS', 'ExportFormatError', 'check_y_range', 'write_export', 'read_export']
+__all__ = ['FORMAT', 'FORMAT_VERSION', 'ACTIVATION_OPS', 'OPS', 'F32_MAX', 'ExportFormatError', 'check_y_range',
+           'check_op_numbers', 'write_export', 'read_export']
 
 # %% ../nbs/01a_format.ipynb #eb058c81
 FORMAT = 'fastcf-collab-export'
@@ -24,21 +24,36 @@ FORMAT_VERSION = 2
 class ExportFormatError(ValueError):
     "A file that is not a readable fastcf export (truncated, corrupted, foreign, or from a newer fastcf)."
 
-ACTIVATIONS = {'relu': (nn.ReLU, torch.relu), 'tanh': (nn.Tanh, torch.tanh), 'sigmoid': (nn.Sigmoid, torch.sigmoid),
-               'gelu': (nn.GELU, torch.nn.functional.gelu), 'silu': (nn.SiLU, torch.nn.functional.silu)}
+ACTIVATION_OPS = ('relu', 'tanh', 'sigmoid', 'gelu', 'silu')
 
 OPS = {'linear': dict(weight='array', bias='array or None'), 'affine': dict(scale='array', shift='array'),
        'leaky_relu': dict(slope='number'), 'sigmoid_range': dict(low='number', high='number'),
-       **{name: {} for name in ACTIVATIONS}}
+       **{name: {} for name in ACTIVATION_OPS}}
+
+F32_MAX = float(np.finfo(np.float32).max)    # scores are float32: a number beyond it, or a range wider, gives inf or NaN
 
 def check_y_range(y_range) -> tuple|None:
-    "`y_range` as a (low, high) pair of floats, finite and increasing, or None; a `ValueError` naming it otherwise"
+    "`y_range` as a (low, high) pair of floats, finite, increasing and within float32, or None; a `ValueError` naming it otherwise"
     if y_range is None: return None
     try: low, high = (float(v) for v in y_range)
     except (TypeError, ValueError): raise ValueError(f"y_range must be a (low, high) pair of numbers, got {y_range!r}") from None
     if not (np.isfinite(low) and np.isfinite(high) and low < high):
         raise ValueError(f"y_range must be finite and increasing (low < high), got {y_range!r}")
+    if max(abs(low), abs(high), high - low) > F32_MAX:
+        raise ValueError(f"y_range {y_range!r} is beyond float32 (low, high and high - low at most {F32_MAX:.4g}): "
+                         "its scores would be infinite or NaN")
     return low, high
+
+def check_op_numbers(op:dict, j:int):
+    "The number parameters of mlp op `j` (a known op) finite and within float32, sigmoid_range's a `y_range`; a `ValueError` naming them"
+    for key, need in OPS[op['op']].items():
+        v = op.get(key)
+        exact = isinstance(v, float) and abs(v) <= F32_MAX or type(v) is int and abs(v) <= 2**53   # NaN fails; a huge int too (torch needs int64)
+        if need == 'number' and not exact:
+            raise ValueError(f"mlp op {j} ({op['op']}) needs {key} as a finite number within float32, got {v!r}")
+    if op['op'] == 'sigmoid_range':
+        try: check_y_range((op['low'], op['high']))
+        except ValueError as e: raise ValueError(f"mlp op {j} (sigmoid_range) low/high: {e}") from None
 
 # %% ../nbs/01a_format.ipynb #414dd747
 def _id_arrays(voc:Vocab, side:str) -> dict:
@@ -214,6 +229,8 @@ def _check_meta(meta, path) -> int:
         raise _bad(path, f"mlp must be a list of ops ({', '.join(OPS)}), got {_short(mlp)}")
     for j, op in enumerate(mlp):
         if set(op) != {'op', *OPS[op['op']]}: raise _bad(path, f"mlp op {j} ({op['op']}) has keys {sorted(op)}, expected {['op', *OPS[op['op']]]}")
+        try: check_op_numbers(op, j)
+        except ValueError as e: raise _bad(path, str(e)) from None
     if meta['kind'] == 'nn' and not mlp: raise _bad(path, "an 'nn' export needs its mlp ops")
     if meta.get('versions') is not None and not isinstance(meta['versions'], dict): raise _bad(path, f"versions must be an object, got {_short(meta['versions'])}")
     if version >= 2:
@@ -294,15 +311,15 @@ def _from_zip(build, path:Path, zf:zipfile.ZipFile, disk_size:int):
     a = {name: read(name) for name in specs if not name.endswith('_ids') and not name.endswith('_id_offsets')}
     mlp = [{k: (a[v] if isinstance(v, str) and v.startswith('mlp.') else v) for k, v in op.items()} for op in meta['mlp']] or None
     try:
-        return build(meta['kind'], meta['user_name'], meta['item_name'], vocabs['user'], vocabs['item'],
-                   a['user_factors'], a['item_factors'], a.get('user_bias'), a.get('item_bias'),
-                   y_range=meta['y_range'], mlp=mlp, user_counts=a.get('user_counts'), item_counts=a.get('item_counts'),
-                   versions=meta.get('versions'))
+        return build(kind=meta['kind'], user_name=meta['user_name'], item_name=meta['item_name'], users=vocabs['user'],
+                     items=vocabs['item'], user_factors=a['user_factors'], item_factors=a['item_factors'],
+                     user_bias=a.get('user_bias'), item_bias=a.get('item_bias'), y_range=meta['y_range'], mlp=mlp,
+                     user_counts=a.get('user_counts'), item_counts=a.get('item_counts'), versions=meta.get('versions'))
     except (ValueError, TypeError) as e: raise _bad(path, str(e)) from None
 
 def read_export(
     path,        # the file to read
-    build,       # called with the export's fields, as `CollabExport(...)` takes them (`CollabExport` itself, usually)
+    build=dict,  # called with the export's fields as keywords, as `CollabExport(...)` takes them; `dict`: the fields themselves
 ):
     "Read a file written by `write_export` and `build` the export from it, every byte checked; `ExportFormatError` if it is not one"
     path = Path(path)

@@ -10,7 +10,7 @@ import copy, time
 import numpy as np, pandas as pd, torch
 from .vocab import as_id_array, unknown_policy, check_k, check_columns
 from .export import CollabExport, checks_export
-from .topk import pick_block, topk_rows
+from .topk import NonFiniteKeysError, pick_block, topk_rows
 from .scorers import DotScorer, NNScorer
 from .output import RecsWriter, recs_frame, recs_frame_of, empty_recs_frame
 from .candidates import check_id_type, id_rows, PairSet, keep_only
@@ -93,6 +93,7 @@ def iter_topk(
     buf = None
     fused = exp.kind == 'dot' and device.type == 'cpu'               # dot model on the CPU: score and select in cached tiles
     tiles = ItemTiles(scorer.items_t) if fused else None
+    rows = None
     try:
         if allowed is not None and sparse_is_cheaper(exp.kind, len(allowed.items), len(user_rows), len(item_rows)):
             for n, c in enumerate(iter_allowed_pairs(scorer, user_rows, item_rows, allowed, excl, k, chunk)): yield c; bar.update(n + 1)
@@ -117,6 +118,9 @@ def iter_topk(
                 scores = scorer.scores(rows_t, vals)
                 yield rows, item_rows[cols.cpu().numpy().clip(max=len(item_rows) - 1)], scores.cpu().numpy(), valid.cpu().numpy()
                 bar.update(n + 1)
+    except NonFiniteKeysError as e:                                  # the selection's rows are this chunk's: name the users
+        if rows is None: raise
+        raise NonFiniteKeysError(rows[e.rows], exp.users.ids_of(rows[e.rows]), 'user ID') from None
     finally: bar.close()
 
 # %% ../nbs/02_predict.ipynb #b31cde60

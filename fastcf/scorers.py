@@ -8,8 +8,7 @@ Docs: https://fastcf.github.io/fastcf/scorers.html.md"""
 from __future__ import annotations
 import numpy as np, torch
 from .models import sigmoid_range
-from .format import ACTIVATIONS
-from .export import CollabExport
+from .export import ACTIVATIONS, CollabExport
 from .topk import PAD
 
 # %% auto #0
@@ -170,7 +169,7 @@ def _fold_ops(ops:list) -> list:
     return ops
 
 # %% ../nbs/02a_scorers.ipynb #631aad10
-_ACT = {name: fn for name, (_, fn) in ACTIVATIONS.items()}   # the one table of activations, in fastcf.format
+_ACT = {name: fn for name, (_, fn) in ACTIVATIONS.items()}   # the one table of activations, in fastcf.export
 
 def _apply(op:dict, x:torch.Tensor, params) -> torch.Tensor:
     "One op on a [pairs, features] block; activations work in place (the block is a temporary)"

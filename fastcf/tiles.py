@@ -10,7 +10,7 @@ import contextlib, os
 from importlib.util import find_spec
 import numpy as np, torch
 from .vocab import check_k
-from .topk import INVALID, topk_rows, thread_pool
+from .topk import INVALID, NonFiniteKeysError, topk_rows, thread_pool
 
 # %% auto #0
 __all__ = ['KERNELS', 'NUMBA_MIN_COLS', 'l2_bytes', 'tile_shape', 'kernel_available', 'pick_kernel', 'pairs_csr',
@@ -194,6 +194,17 @@ class ItemTiles:
         return self._tiles
 
 # %% ../nbs/02e_tiles.ipynb #eb7efb22
+_F32_SAFE = float(np.finfo(np.float32).max) / 2   # a bound below this: no float32 sum of the products can overflow
+
+def _check_overflow(users:np.ndarray, item_keys:np.ndarray):
+    "`NonFiniteKeysError` naming the users whose keys overflow float32: a bound clears the rest, exact keys only for the others"
+    bound = np.abs(users).astype(np.float64) @ np.abs(item_keys).max(1, initial=0).astype(np.float64)   # >= |any partial sum|
+    risky = np.flatnonzero(~(bound <= _F32_SAFE))
+    if not len(risky): return
+    with np.errstate(over='ignore', invalid='ignore'): keys = users[risky] @ item_keys
+    bad = risky[~np.isfinite(keys).all(1)]
+    if len(bad): raise NonFiniteKeysError(bad)
+
 def _check_mask(mask, n_users:int, n_cols:int, what:str) -> tuple:
     "A (indptr, columns) CSR mask as int64 arrays, checked: shape, bounds, columns sorted and unique per user"
     if mask is None: return np.zeros(n_users + 1, np.int64), np.zeros(0, np.int64), False
@@ -280,6 +291,7 @@ def tiled_topk(
                          f"got shape {users.shape}")
     k = min(k, items.n_cols)
     if len(users) == 0 or k == 0: return np.zeros((len(users), k), np.float32), np.zeros((len(users), k), np.int64)
+    _check_overflow(users, items.keys)                                 # the numba kernel would skip a NaN key silently
     ex, only = (_check_mask(m, len(users), items.n_cols, what) for m, what in ((exclude, 'exclude'), (only, 'only')))
     if pick_kernel(kernel, items.n_cols) == 'numba': vals, cols = _numba_path(users, items, k, ex, only, threads or torch.get_num_threads())
     else: vals, cols = _numpy_path(users, items, k, ex, only, block)

@@ -12,13 +12,26 @@ import numpy as np, torch
 from .vocab import check_k
 
 # %% auto #0
-__all__ = ['PAD', 'INVALID', 'topk_rows', 'pick_block', 'thread_pool']
+__all__ = ['PAD', 'INVALID', 'NonFiniteKeysError', 'topk_rows', 'pick_block', 'thread_pool']
 
 # %% ../nbs/02b_topk.ipynb #a9171b8f
 PAD = -1e30       # key of padding columns
 INVALID = -1e29   # keys at or below this are padding or excluded (-inf), never returned
 
 # %% ../nbs/02b_topk.ipynb #ed585044
+class NonFiniteKeysError(ValueError):
+    "Ranking keys that are NaN or +inf, which finite weights give only when their products overflow float32; `rows` says where"
+    def __init__(self,
+        rows,                 # the rows (of the keys, or of the model) whose keys are not finite
+        ids=None,             # their IDs, to name them (None: the row numbers)
+        what:str='row',       # what a row is, for the message: 'row', 'user ID', …
+    ):
+        self.rows = np.asarray(rows, np.int64)
+        names = [repr(v.item() if isinstance(v, np.generic) else v) for v in (self.rows if ids is None else ids)[:5]]
+        super().__init__(f"the ranking keys of {len(self.rows):,} {what}(s) ({', '.join(names)}{', …' if len(self.rows) > 5 else ''}) "
+                         "are NaN or infinite: their scores overflowed float32 (weights too large for float32 products), "
+                         "so no ranking of them is right")
+
 def topk_rows(
     keys:torch.Tensor,  # [rows, cols] ranking keys; <= -1e29 (padding) or -inf (excluded) never returned
     k:int,              # how many to keep per row
@@ -26,9 +39,11 @@ def topk_rows(
 ) -> tuple:
     "Top `k` keys per row and their columns, sorted by key descending then column ascending; invalid entries marked -inf"
     k = check_k(k)
-    if keys.device.type != 'cpu': return _topk_torch(keys, k, block)
-    vals, cols = _topk_numpy_threads(np.ascontiguousarray(keys.numpy()), k, block, torch.get_num_threads())
-    return torch.from_numpy(vals), torch.from_numpy(cols)
+    if keys.device.type != 'cpu': vals, cols = _topk_torch(keys, k, block)
+    else: vals, cols = map(torch.from_numpy, _topk_numpy_threads(np.ascontiguousarray(keys.numpy()), k, block, torch.get_num_threads()))
+    bad = ~(vals[:, 0] < float('inf')) if vals.shape[1] else vals[:, :0]    # NaN or +inf first: both paths put them there
+    if bad.any(): raise NonFiniteKeysError(bad.nonzero()[:, 0].cpu().numpy())
+    return vals, cols
 
 # %% ../nbs/02b_topk.ipynb #5a1b3d5a
 def pick_block(
@@ -60,6 +75,7 @@ def _topk_torch(keys:torch.Tensor, k:int, block:int=0) -> tuple:
         cand = blocks.gather(1, top_blocks.expand(-1, -1, block)).reshape(n_rows, k * block)
         cand_cols = (top_blocks * block + torch.arange(block, device=keys.device)).reshape(n_rows, k * block)
     vals, pos = cand.topk(k + extra, dim=1)
+    nan = vals[:, 0].isnan()                     # topk puts NaN above every number; the fixes below may sort it away
     if extra:
         tie |= (vals[:, k - 1] == vals[:, k]) & valid(vals[:, k - 1])
         vals, pos = vals[:, :k], pos[:, :k]
@@ -75,23 +91,25 @@ def _topk_torch(keys:torch.Tensor, k:int, block:int=0) -> tuple:
         rows = tie.nonzero()[:, 0]
         exact = keys[rows].neg().argsort(dim=1, stable=True)[:, :k]
         vals[rows], cols[rows] = keys[rows].gather(1, exact), exact
-    return vals.masked_fill(~valid(vals), float('-inf')), cols
+    vals = vals.masked_fill(vals <= INVALID, float('-inf'))
+    vals[nan] = float('nan')                     # a row with a NaN key comes back marked, for `topk_rows` to refuse
+    return vals, cols
 
 # %% ../nbs/02b_topk.ipynb #72abd906
 def _kth_largest(a:np.ndarray, k:int) -> tuple:
-    "The k-th and (k+1)-th largest value of each row (numpy's AVX-512 sort or partition, whichever is faster at this width)"
+    "The k-th and (k+1)-th largest value of each row, and whether it holds a NaN (numpy's sort or partition, whichever is faster at this width)"
     n = a.shape[1]
-    if n < 1024:
+    if n < 1024:                                 # both put NaN above every number, so a NaN is among the top k
         ranked = np.sort(a, axis=1)
-        return ranked[:, n - k], ranked[:, n - k - 1]
+        return ranked[:, n - k], ranked[:, n - k - 1], np.isnan(ranked[:, -1])
     part = np.partition(a, n - k, axis=1)
-    return part[:, n - k], part[:, :n - k].max(1)
+    return part[:, n - k], part[:, :n - k].max(1), np.isnan(part[:, n - k:]).any(1)
 
 def _select_dense(keys:np.ndarray, k:int) -> tuple:
     "Top k per row of a [rows, cols > k] float32 array; rows flagged in the third result need the exact path"
     n_rows, n_cols = keys.shape
-    kth, next_ = _kth_largest(keys, k)
-    exact = (next_ == kth) | (kth <= INVALID)                       # a tie across the boundary, or fewer than k valid
+    kth, next_, nan = _kth_largest(keys, k)
+    exact = (next_ == kth) | (kth <= INVALID) | nan                 # a tie across the boundary, fewer than k valid, or a NaN
     mask = keys >= kth[:, None]
     mask[exact] = False
     flat = np.flatnonzero(mask)                                     # exactly k per remaining row, in column order
@@ -139,8 +157,8 @@ def _topk_numpy(keys:np.ndarray, k:int, block:int=0) -> tuple:
     elif _use_blocks(n_cols, k, block):
         n_blocks = n_cols // block
         block_max = torch.from_numpy(keys).view(n_rows, n_blocks, block).amax(2).numpy()
-        m_k, next_ = _kth_largest(block_max, k)
-        exact = (next_ == m_k) | (m_k <= INVALID)                          # tied blocks at the boundary, or too few valid
+        m_k, next_, nan = _kth_largest(block_max, k)                         # torch's amax keeps a block's NaN
+        exact = (next_ == m_k) | (m_k <= INVALID) | nan                    # tied blocks at the boundary, too few valid, or a NaN
         chosen = block_max >= m_k[:, None]
         chosen[exact] = False
         rows = np.flatnonzero(~exact)
@@ -155,6 +173,7 @@ def _topk_numpy(keys:np.ndarray, k:int, block:int=0) -> tuple:
         rows = np.flatnonzero(exact)
         order = np.argsort(-keys[rows], axis=1, kind='stable')[:, :k]
         vals[rows], cols[rows] = np.take_along_axis(keys[rows], order, 1), order
+        vals[rows[np.isnan(keys[rows]).any(1)]] = np.nan                 # a row with a NaN key comes back marked, for `topk_rows`
     vals[vals <= INVALID] = -np.inf
     return vals, cols
 

@@ -6,7 +6,7 @@ Docs: https://fastcf.github.io/fastcf/vocab.html.md"""
 
 # %% ../nbs/00b_vocab.ipynb #cb8ddbab
 from __future__ import annotations
-import sys
+import sys, warnings
 from numbers import Integral
 from fastcore.basics import store_attr, ifnone
 import numpy as np, pandas as pd

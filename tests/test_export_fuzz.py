@@ -10,6 +10,7 @@ import numpy as np
 from fastcf.data import random_export
 from fastcf.export import CollabExport, ExportFormatError
 from fastcf.predict import recommend
+from fastcf.topk import NonFiniteKeysError
 
 HOSTILE = [None, True, False, -1, 0, 1, 3, 2**63, -2**70, 1e308, -0.5, float('nan'), float('inf'), '', 'x', 'str', 'int',
            'float', 'dot', 'nn', 'relu', 'linear', 'mlp.0.weight', '<f4', '|u1', [], {}, [1, 2], [0, 5], [[[]]],
@@ -163,6 +164,7 @@ def fuzz(n:int, path, seed:int=0) -> tuple:
                     warnings.simplefilter('ignore', RuntimeWarning)
                     recs = recommend(e, k=3, device='cpu', progress=False)
                 assert np.isfinite(recs['score'].to_numpy()).all(), 'non-finite scores'
+            except NonFiniteKeysError: continue          # huge finite weights whose products overflow: refused, naming the users
             except Exception as err:
                 escapes.append((kind, case, what, f'recommend: {type(err).__name__}', str(err)[:200]))
     return escapes, loaded, done

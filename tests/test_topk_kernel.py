@@ -306,3 +306,50 @@ def test_importing_fastcf_does_not_import_numba():
     code = "import sys, fastcf.tiles, fastcf.predict, fastcf.topk; print('numba' in sys.modules)"
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == 'False'
+
+
+# --- keys that are NaN or +inf: finite weights whose products overflow float32 (a fuzzer found
+# `ValueError: cannot reshape array of size 10 into shape (3)` in `_select_dense`, and the numba heap skips NaN silently)
+
+from fastcf.data import random_export
+from fastcf.predict import recommend
+from fastcf.topk import NonFiniteKeysError
+
+
+@pytest.mark.parametrize('n_cols,block', [(40, 0), (2048, 0), (256, 8)])    # numpy's sort, its partition, the block path
+def test_nan_keys_are_marked_on_every_path(n_cols, block):
+    "A row holding a NaN or +inf key comes back marked (NaN or inf first) from every path, tie rows included; topk_rows names them"
+    keys = np.random.default_rng(3).standard_normal((200, n_cols)).astype(np.float32)
+    keys[100, :10] = 7.                                  # a tie across the boundary and no NaN: the exact path, not marked
+    keys[0, 5] = np.nan; keys[63] = np.nan; keys[64, 1:5] = np.nan
+    keys[150, :10] = 7.; keys[150, -1] = np.nan          # a tie across the boundary as well: the exact path must see the NaN
+    keys[199, 7] = np.inf
+    bad = [0, 63, 64, 150, 199]
+    for name, (vals, cols) in _paths(keys, 5, block):
+        assert np.flatnonzero(~(vals[:, 0] < np.inf)).tolist() == bad, name
+    with pytest.raises(NonFiniteKeysError, match=r'5 row\(s\) \(0, 63, 64, 150, 199\) are NaN or infinite') as e:
+        topk_rows(torch.from_numpy(keys), 5, block)
+    assert e.value.rows.tolist() == bad
+    with pytest.raises(NonFiniteKeysError, match=r'5 row\(s\)'): topk_rows(torch.from_numpy(keys[:, [1, 2, 5, 7, -1]]), 5)   # k = every column
+    clean = np.delete(keys, bad, axis=0)
+    _check(clean, 5, block)                              # and the other rows are still exact
+
+
+@pytest.mark.parametrize('kernel', ['numpy', pytest.param('numba', marks=needs_numba)])
+def test_overflow_in_recommend_names_the_users(monkeypatch, kernel):
+    "The fuzzer's NN case and a dot case, on each CPU kernel: a ValueError naming the users whose scores overflowed"
+    monkeypatch.setenv('FASTCF_KERNEL', kernel)
+    nn = random_export(n_users=5, n_items=4, n_factors=3, kind='nn', layers=(4,), seed=1)
+    nn.item_factors[4, 1] = 3e38                         # finite, but its products overflow in the first layer
+    with np.errstate(over='ignore', invalid='ignore'), pytest.raises(ValueError, match=r"5 user ID\(s\) \(0, 1, 2, 3, 4\) .*overflowed float32"):
+        recommend(nn, k=3, device='cpu', progress=False)
+    dot = random_export(n_users=5, n_items=4, n_factors=3, kind='dot', seed=1)
+    dot.user_factors[3] = [3e38, 3e38, 0.]; dot.user_factors[5] = [-3e38, 3e38, 0.]
+    with np.errstate(over='ignore', invalid='ignore'):
+        ref = dot.user_factors[1:] @ dot.item_factors[1:].T + dot.item_bias[1:]   # float32, as the kernels compute
+    want = dot.user_ids[~np.isfinite(ref).all(1)].tolist()
+    assert 2 in want                                     # row 3: 3e38 · 2 overflows to inf
+    with pytest.raises(ValueError, match=rf"{len(want)} user ID\(s\) \({', '.join(map(str, want))}\) are NaN or infinite"):
+        recommend(dot, k=3, device='cpu', progress=False)
+    dot.user_factors[3] = dot.user_factors[5] = 0.       # without them every key is finite again
+    assert len(recommend(dot, k=3, device='cpu', progress=False)) == 15
