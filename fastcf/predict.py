@@ -137,8 +137,8 @@ def _check_ranking(exp:CollabExport, item_bias:bool, score:str) -> bool:
 
 def _without_item_bias(exp:CollabExport) -> CollabExport:
     "A shallow copy of the dot export whose item biases are 0, so that its ranking keys are the interaction u·v alone"
-    res = copy.copy(exp)
-    res.item_bias = np.zeros_like(exp.item_bias)
+    res = copy.copy(exp)                                  # its own Sides, sharing the arrays
+    res.item.bias = np.zeros_like(exp.item.bias)
     return res
 
 def _rescore(exp:CollabExport, chunk:tuple, score:str) -> tuple:

@@ -8,6 +8,7 @@ Docs: https://fastcf.github.io/fastcf/rules.html.md"""
 from __future__ import annotations
 import copy
 import numpy as np, pandas as pd, torch
+from .vocab import Side
 from .export import CollabExport, checks_export
 from .predict import recommend
 from .candidates import id_rows
@@ -47,11 +48,16 @@ def recommend_users(
                      candidates=_transpose_exclude(candidates))
 
 # %% ../nbs/02d_rules.ipynb #5a4bcb0c
+def _as_side(s:Side, side:str) -> Side:
+    "The tables of `s` as the export's `side` side"
+    return Side(side, s.vocab, s.factors, s.bias, s.name, s.counts)
+
 def transposed(exp:CollabExport) -> CollabExport:
     "The export with users and items swapped: its `recommend` ranks users for each item, with the same scores"
-    mlp = None
+    res = copy.copy(exp)              # not the constructor: its check would be a second pass over the weights
+    res.user, res.item = _as_side(exp.item, 'user'), _as_side(exp.user, 'item')
     if exp.kind == 'nn':
-        n_user, n_item = exp.user_factors.shape[1], exp.item_factors.shape[1]
+        n_user, n_item = exp.user.factors.shape[1], exp.item.factors.shape[1]
         perm = np.concatenate([np.arange(n_user, n_user + n_item), np.arange(n_user)])   # new input column j = old column perm[j]
         mlp, before_linear = [], True
         for op in exp.mlp:
@@ -59,8 +65,5 @@ def transposed(exp:CollabExport) -> CollabExport:
             if before_linear and op['op'] == 'linear': op['weight'] = op['weight'][:, perm]; before_linear = False
             elif before_linear and op['op'] == 'affine': op['scale'], op['shift'] = op['scale'][perm], op['shift'][perm]
             mlp.append(op)
-    res = copy.copy(exp)              # not the constructor: its check would be a second pass over the weights
-    res.user_name, res.item_name, res.users, res.items = exp.item_name, exp.user_name, exp.items, exp.users
-    res.user_factors, res.item_factors, res.user_bias, res.item_bias = exp.item_factors, exp.user_factors, exp.item_bias, exp.user_bias
-    res.user_counts, res.item_counts, res.mlp = exp.item_counts, exp.user_counts, mlp
+        res.mlp = mlp
     return res
