@@ -14,7 +14,7 @@ from .predict import recommend
 from .candidates import id_rows
 
 # %% auto #0
-__all__ = ['recommend_users', 'transposed']
+__all__ = ['recommend_users', 'reverse_query', 'transposed']
 
 # %% ../nbs/02d_rules.ipynb #0154b713
 def _transpose_exclude(exclude):
@@ -43,9 +43,19 @@ def recommend_users(
     # calls them users); `recommend.__wrapped__` is `recommend` without its own check of the export, already done
     if items is not None: items = exp.items.ids_of(id_rows(exp.items, items, unknown, 'item'))
     if users is not None: users = exp.users.ids_of(id_rows(exp.users, users, unknown, 'candidate user'))
-    return recommend.__wrapped__(transposed(exp), users=items, k=k, exclude=_transpose_exclude(exclude), items=users, unknown=unknown,
-                     device=device, progress=progress, out=out, chunk_bytes=chunk_bytes,
-                     candidates=_transpose_exclude(candidates))
+    swapped, queries, pool, exclude, candidates = reverse_query(exp, items, users, exclude, candidates)
+    return recommend.__wrapped__(swapped, users=queries, k=k, exclude=exclude, items=pool, unknown=unknown, device=device,
+                                 progress=progress, out=out, chunk_bytes=chunk_bytes, candidates=candidates)
+
+def reverse_query(
+    exp:CollabExport,  # the exported model
+    items=None,        # the items to rank users for
+    users=None,        # the candidate users
+    exclude=None,      # pairs never to return (a DataFrame, matched by column name, or a sparse matrix in row space)
+    candidates=None,   # the only pairs that may be returned, same forms
+) -> tuple:
+    "The reverse query as a forward one: (`transposed(exp)`, its users = `items`, its candidate items = `users`, `exclude`, `candidates`)"
+    return transposed(exp), items, users, _transpose_exclude(exclude), _transpose_exclude(candidates)
 
 # %% ../nbs/02d_rules.ipynb #5a4bcb0c
 def _as_side(s:Side, side:str) -> Side:
