@@ -450,8 +450,8 @@ def main():
             exp = make_export(n_users, n_items)
             n_slice = 16_384
             small = make_export(n_slice, n_items)          # the same item side, a 16,384-user slice
-            small.item_factors, small.item_bias = exp.item_factors, exp.item_bias
-            small.user_factors, small.user_bias = exp.user_factors[:n_slice + 1], exp.user_bias[:n_slice + 1]
+            small.item.factors, small.item.bias = exp.item.factors, exp.item.bias
+            small.user.factors, small.user.bias = exp.user.factors[:n_slice + 1], exp.user.bias[:n_slice + 1]
             learn = fastai_learner(dot_model_from(small), n_slice, n_items)
             print(f"### ml25m: {n_users:,} users × {n_items:,} items, 50 factors")
             comps = fastcf_comps(exp, args.k) + [

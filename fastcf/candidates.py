@@ -174,13 +174,10 @@ def iter_allowed_pairs(
 # %% ../nbs/02f_candidates.ipynb #ac066c2e
 def popular_pool(
     exp:CollabExport,      # the export, with its `item_counts`
-    items=None,            # item IDs that may be returned (None: every item)
-    exclude_items=None,    # item IDs never to return
-    unknown:str='raise',   # unknown IDs: 'raise' a KeyError, or 'drop' them with a warning
+    rows:np.ndarray=None,  # item rows allowed for everyone, as `recommend` checked them (None: every item)
 ) -> np.ndarray:
-    "Item rows allowed for everyone (`items` less `exclude_items`), most trained-on first, ties to the lower row"
-    rows = id_rows(exp.items, items, unknown, 'item')
-    if exclude_items is not None: rows = np.setdiff1d(rows, id_rows(exp.items, exclude_items, unknown, 'exclude_items'))
+    "The item `rows`, most trained-on first, ties to the lower row (the caller checked the IDs: they are not checked again)"
+    if rows is None: rows = np.arange(exp.items.n_pad, exp.items.n_rows, dtype=np.int64)
     return rows[np.argsort(-exp.item_counts[rows], kind='stable')]
 
 # %% ../nbs/02f_candidates.ipynb #2c7dd847

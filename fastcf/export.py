@@ -6,7 +6,7 @@ Docs: https://fastcf.github.io/fastcf/export.html.md"""
 
 # %% ../nbs/01_export.ipynb #d0daf310
 from __future__ import annotations
-import sys, functools
+import sys, copy, functools
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from torch import nn
@@ -102,15 +102,14 @@ class CollabExport:
         versions:dict=None,       # library versions the export came from
     ):
         if kind not in ('dot', 'nn'): raise ValueError(f"kind must be 'dot' or 'nn', got {kind!r}")
-        self.kind, self.user_name, self.item_name, self.users, self.items = kind, user_name, item_name, users, items
         f32 = lambda a: None if a is None else np.ascontiguousarray(a, dtype=np.float32)
-        self.user_factors, self.item_factors = f32(user_factors), f32(item_factors)
-        self.user_bias, self.item_bias = f32(user_bias), f32(item_bias)
+        i64 = lambda a: None if a is None else np.asarray(a, dtype=np.int64)
+        self.kind = kind
+        self.user = Side('user', users, f32(user_factors), f32(user_bias), user_name, i64(user_counts))
+        self.item = Side('item', items, f32(item_factors), f32(item_bias), item_name, i64(item_counts))
         self.y_range = check_y_range(y_range)
         self.mlp = mlp if not isinstance(mlp, list) else [
             {k: f32(v) if isinstance(v, np.ndarray) else v for k, v in op.items()} if isinstance(op, dict) else op for op in mlp]
-        i64 = lambda a: None if a is None else np.asarray(a, dtype=np.int64)
-        self.user_counts, self.item_counts = i64(user_counts), i64(item_counts)
         self.versions = versions or _versions()
         self.check()
 
@@ -125,9 +124,9 @@ class CollabExport:
             for name, a in [('bias', s.bias), ('counts', s.counts)]:
                 if a is not None and a.shape != (voc.n_rows,): raise ValueError(f"{s.side} {name} has shape {a.shape}, expected ({voc.n_rows},)")
         if self.kind == 'dot':
-            if self.user_bias is None or self.item_bias is None: raise ValueError("a 'dot' export needs user and item biases")
-            if self.user_factors.shape[1] != self.item_factors.shape[1]: raise ValueError("user and item factors differ in size")
-        else: _check_mlp(self.mlp, self.user_factors.shape[1] + self.item_factors.shape[1])
+            if self.user.bias is None or self.item.bias is None: raise ValueError("a 'dot' export needs user and item biases")
+            if self.user.factors.shape[1] != self.item.factors.shape[1]: raise ValueError("user and item factors differ in size")
+        else: _check_mlp(self.mlp, self.user.factors.shape[1] + self.item.factors.shape[1])
         bad = self.nonfinite()
         if bad: raise ValueError(f"{bad}: a model with NaN or infinite weights cannot rank (such a row scores first or last "
                                  "for everyone); retrain it, e.g. with a lower learning rate")
@@ -151,20 +150,34 @@ class CollabExport:
         return None
 
     def side(self, side:str='item') -> Side:
-        "Vocab, factors, biases, column name and training counts of the users (`side='user'`) or the items"
-        if check_side(side) == 'user': return Side('user', self.users, self.user_factors, self.user_bias, self.user_name, self.user_counts)
-        return Side('item', self.items, self.item_factors, self.item_bias, self.item_name, self.item_counts)
+        "The users' `Side` (`side='user'`) or the items': vocab, factors, biases, column name and training counts"
+        return self.user if check_side(side) == 'user' else self.item
+
+    def __copy__(self) -> CollabExport:
+        "A shallow copy with Sides of its own (sharing their arrays), so that setting a copy's `item.bias` leaves `self` alone"
+        res = object.__new__(type(self))
+        res.__dict__.update(self.__dict__, user=copy.copy(self.user), item=copy.copy(self.item))
+        return res
 
     @property
-    def user_ids(self) -> np.ndarray: return self.users.ids
-    @property
-    def item_ids(self) -> np.ndarray: return self.items.ids
-    @property
-    def n_factors(self) -> int: return self.user_factors.shape[1]
+    def n_factors(self) -> int: return self.user.factors.shape[1]
     def __repr__(self):
-        return (f"CollabExport(kind={self.kind!r}, {self.user_name!r}: {len(self.user_ids):,} {self.users.id_type} IDs, "
-                f"{self.item_name!r}: {len(self.item_ids):,} {self.items.id_type} IDs, factors {self.user_factors.shape[1]}"
-                + (f"/{self.item_factors.shape[1]}" if self.kind == 'nn' else '') + f", y_range={self.y_range})")
+        u, i = self.user, self.item
+        return (f"CollabExport(kind={self.kind!r}, {u.name!r}: {len(u.vocab.ids):,} {u.vocab.id_type} IDs, "
+                f"{i.name!r}: {len(i.vocab.ids):,} {i.vocab.id_type} IDs, factors {u.factors.shape[1]}"
+                + (f"/{i.factors.shape[1]}" if self.kind == 'nn' else '') + f", y_range={self.y_range})")
+
+def _side_view(side:str, field:str, name:str, doc:str) -> property:
+    "A read-only property `name` reading `field` of the export's `side` Side; setting it is an error naming the Side's field"
+    def _set(self, value): raise AttributeError(f"{name} is a read-only view of the {side} Side: set exp.{side}.{field} instead")
+    return property(lambda self: getattr(getattr(self, side), field), _set, doc=f"The {side}s' {doc} (read-only: `exp.{side}.{field}`)")
+
+for _s in SIDES:                # the flat names: exp.user_factors, exp.item_bias, exp.users, exp.item_ids, …
+    for _name, _field, _doc in [('{}_factors', 'factors', 'factors [rows, n_factors]'), ('{}_bias', 'bias', 'biases [rows] (dot only)'),
+                                ('{}_counts', 'counts', 'training interactions [rows], or None'), ('{}_name', 'name', 'column name'),
+                                ('{}s', 'vocab', '`Vocab`')]:
+        setattr(CollabExport, _name.format(_s), _side_view(_s, _field, _name.format(_s), _doc))
+    setattr(CollabExport, f'{_s}_ids', property(lambda self, s=_s: getattr(self, s).vocab.ids, doc=f"The real {_s} IDs in row order"))
 
 # %% ../nbs/01_export.ipynb #ec3af7f9
 def checks_export(f):
@@ -245,13 +258,13 @@ patch_to(CollabExport, static_method=True)(from_learner)   # also `CollabExport.
 def score_rows(self:CollabExport, user_rows, item_rows, batch_size:int=65536) -> np.ndarray:
     "Model predictions for (user row, item row) pairs, in batches; a reference implementation"
     user_rows, item_rows = np.asarray(user_rows, dtype=np.int64), np.asarray(item_rows, dtype=np.int64)
-    uf, vf = torch.from_numpy(self.user_factors), torch.from_numpy(self.item_factors)
+    uf, vf = torch.from_numpy(self.user.factors), torch.from_numpy(self.item.factors)
     out = np.empty(len(user_rows), dtype=np.float32)
     with torch.no_grad():
         for s in range(0, len(user_rows), batch_size):
             u, i = torch.from_numpy(user_rows[s:s+batch_size]), torch.from_numpy(item_rows[s:s+batch_size])
             if self.kind == 'dot':
-                res = (uf[u] * vf[i]).sum(1) + torch.from_numpy(self.user_bias)[u] + torch.from_numpy(self.item_bias)[i]
+                res = (uf[u] * vf[i]).sum(1) + torch.from_numpy(self.user.bias)[u] + torch.from_numpy(self.item.bias)[i]
                 if self.y_range is not None: res = sigmoid_range(res, *self.y_range)
             else: res = run_ops(self.mlp, torch.cat([uf[u], vf[i]], 1))[:, 0]
             out[s:s+len(u)] = res.numpy()

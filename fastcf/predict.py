@@ -10,14 +10,14 @@ import copy, time
 import numpy as np, pandas as pd, torch
 from .vocab import as_id_array, unknown_policy, check_k, check_columns
 from .export import CollabExport, checks_export
-from .topk import NonFiniteKeysError, pick_block, topk_rows
+from .topk import NonFiniteKeysError, pick_block, topk_rows, select_rows
 from .scorers import DotScorer, NNScorer
 from .output import RecsWriter, recs_frame, recs_frame_of, empty_recs_frame
 from .candidates import check_id_type, id_rows, PairSet, keep_only
 from .candidates import sparse_is_cheaper, iter_allowed_pairs, popular_pool, filled_frame, pair_scores
 
 # %% auto #0
-__all__ = ['iter_topk', 'recommend', 'predict', 'score_matrix', 'similar_items', 'similar_users']
+__all__ = ['resolve_device', 'iter_topk', 'topk_chunks', 'recommend', 'predict', 'score_matrix', 'similar_items', 'similar_users']
 
 # %% ../nbs/02_predict.ipynb #c2eb1420
 def _chunk_size(n_cols:int, chunk_bytes:int, scorer) -> int:
@@ -51,13 +51,13 @@ def _in_notebook() -> bool:
         return type(get_ipython()).__name__ == 'ZMQInteractiveShell'
     except Exception: return False
 
-def _resolve_device(device) -> torch.device:
+def resolve_device(device) -> torch.device:
     "`device`, or the GPU when one is available, else the CPU"
     if device is None: device = 'cuda' if torch.cuda.is_available() else 'cpu'
     return torch.device(device)
 
 # %% ../nbs/02_predict.ipynb #4b4711d1
-from .tiles import ItemTiles, pairs_csr, tiled_topk
+from .tiles import ItemTiles, pairs_csr, select_tiled
 
 def iter_topk(
     exp:CollabExport,          # the exported model
@@ -74,18 +74,34 @@ def iter_topk(
     candidates=None,           # the only (user, item) pairs that may be returned: DataFrame or sparse matrix in row space
 ):
     "Yield, per chunk of users, (user rows, item rows [C, k], scores [C, k], valid [C, k]) as numpy arrays"
-    k = check_k(k)
-    device = _resolve_device(device)
-    user_rows = id_rows(exp.users, users, unknown, 'user')
-    item_rows = id_rows(exp.items, items, unknown, 'item')
-    if exclude_items is not None: item_rows = np.setdiff1d(item_rows, id_rows(exp.items, exclude_items, unknown, 'exclude_items'))
+    user_rows, item_rows = id_rows(exp.users, users, unknown, 'user'), _item_rows(exp, items, exclude_items, unknown)
+    excl = exclude if exclude is None or isinstance(exclude, PairSet) else PairSet(exp, exclude)   # unknown IDs ignored
+    allowed = candidates if candidates is None or isinstance(candidates, PairSet) else PairSet(exp, candidates, unknown, 'candidates')
+    yield from topk_chunks(exp, user_rows, item_rows, check_k(k), excl, allowed, resolve_device(device), chunk_bytes, block, progress)
+
+def _item_rows(exp:CollabExport, items, exclude_items, unknown:str) -> np.ndarray:
+    "Sorted rows of the candidate `items` (None: all) less `exclude_items`"
+    rows = id_rows(exp.items, items, unknown, 'item')
+    return rows if exclude_items is None else np.setdiff1d(rows, id_rows(exp.items, exclude_items, unknown, 'exclude_items'))
+
+def topk_chunks(
+    exp:CollabExport,          # the exported model
+    user_rows:np.ndarray,      # sorted unique user rows (`id_rows`)
+    item_rows:np.ndarray,      # sorted unique candidate item rows
+    k:int,                     # results per user, an int from `check_k`
+    excl:PairSet=None,         # pairs never to return
+    allowed:PairSet=None,      # the only pairs that may be returned
+    device:torch.device=None,  # where to score (`resolve_device`)
+    chunk_bytes:int=256 << 20, # memory for one chunk's scores and temporaries
+    block:int=None,            # block size of the selection (None: `pick_block`'s choice; 0: one stage)
+    progress=None,             # progress bar over chunks
+):
+    "`iter_topk`'s engine: its arguments were checked by the public function that calls it (`iter_topk`, `recommend`, the Spark workers), so nothing is checked here"
     if len(user_rows) == 0 or len(item_rows) == 0: return
     k = min(k, len(item_rows))
     block = pick_block(len(item_rows), k) if block is None else block
     n_cols = -(-len(item_rows) // block) * block if block else len(item_rows)
     scorer = (DotScorer if exp.kind == 'dot' else NNScorer)(exp, item_rows, n_cols, device)
-    excl = exclude if exclude is None or isinstance(exclude, PairSet) else PairSet(exp, exclude)   # unknown IDs ignored
-    allowed = candidates if candidates is None or isinstance(candidates, PairSet) else PairSet(exp, candidates, unknown, 'candidates')
     item_col = np.full(exp.items.n_rows, -1, np.int64); item_col[item_rows] = np.arange(len(item_rows))
     chunk = _chunk_size(n_cols, chunk_bytes, scorer)
     starts = range(0, len(user_rows), chunk)
@@ -104,7 +120,7 @@ def iter_topk(
                 rows_t = torch.from_numpy(rows).to(device)
                 if fused:
                     csr = [None if m is None else pairs_csr(*m.pairs(rows, item_col), len(rows)) for m in (allowed, excl)]
-                    vals, cols = tiled_topk(scorer.users.index_select(0, rows_t), tiles, k, exclude=csr[1], only=csr[0], block=block)
+                    vals, cols = select_tiled(scorer.users.index_select(0, rows_t), tiles, k, exclude=csr[1], only=csr[0], block=block)
                     yield rows, item_rows[cols.clip(max=len(item_rows) - 1)], scorer.scores(rows_t, torch.from_numpy(vals)).numpy(), vals > -np.inf
                     bar.update(n + 1); continue
                 if buf is None or buf.shape[0] != len(rows): buf = torch.empty(len(rows), n_cols, device=device)
@@ -113,7 +129,7 @@ def iter_topk(
                 if excl is not None:
                     local, cols = excl.pairs(rows, item_col)
                     if len(local): keys.view(-1).index_fill_(0, torch.from_numpy(local * n_cols + cols).to(device), float('-inf'))
-                vals, cols = topk_rows(keys, k, block)
+                vals, cols = select_rows(keys, k, block)
                 valid = vals > float('-inf')
                 scores = scorer.scores(rows_t, vals)
                 yield rows, item_rows[cols.cpu().numpy().clip(max=len(item_rows) - 1)], scores.cpu().numpy(), valid.cpu().numpy()
@@ -135,8 +151,8 @@ def _check_ranking(exp:CollabExport, item_bias:bool, score:str) -> bool:
 
 def _without_item_bias(exp:CollabExport) -> CollabExport:
     "A shallow copy of the dot export whose item biases are 0, so that its ranking keys are the interaction u·v alone"
-    res = copy.copy(exp)
-    res.item_bias = np.zeros_like(exp.item_bias)
+    res = copy.copy(exp)                                  # its own Sides, sharing the arrays
+    res.item.bias = np.zeros_like(exp.item.bias)
     return res
 
 def _rescore(exp:CollabExport, chunk:tuple, score:str) -> tuple:
@@ -174,12 +190,12 @@ def recommend(
     if exclude is not None: exclude = PairSet(exp, exclude, unknown)
     if candidates is not None: candidates = PairSet(exp, candidates, unknown, 'candidates')
     rank_exp = exp if _check_ranking(exp, item_bias, score) else _without_item_bias(exp)
-    chunks = iter_topk(rank_exp, users, k, exclude, items, unknown, device, chunk_bytes, progress=progress, exclude_items=exclude_items,
-                       candidates=candidates)
+    user_rows, item_rows = id_rows(exp.users, users, unknown, 'user'), _item_rows(exp, items, exclude_items, unknown)
+    chunks = topk_chunks(rank_exp, user_rows, item_rows, k, exclude, candidates, resolve_device(device), chunk_bytes, progress=progress)
     if rank_exp is not exp or score != 'model': chunks = (_rescore(exp, c, score) for c in chunks)
     empty = empty_recs_frame(exp)
     if fill:
-        pool = popular_pool(exp, items, exclude_items, unknown)
+        pool = popular_pool(exp, item_rows)                           # the rows checked above: no second check nor warning
         frames, empty = (filled_frame(exp, c, k, pool, exclude, score) for c in chunks), empty.assign(filled=np.zeros(0, bool))
     elif out is None:                                                 # one frame from preallocated columns: no concat
         chunks = list(chunks)
@@ -253,7 +269,7 @@ def _similar(
     query = id_rows(voc, ids, unknown, side)
     cand = id_rows(voc, candidates, unknown, f'candidate {side}')
     if exclude is not None: cand = np.setdiff1d(cand, id_rows(voc, exclude, unknown, f'excluded {side}'))
-    device = _resolve_device(device)
+    device = resolve_device(device)
     vecs = torch.from_numpy(fac)
     if metric == 'cosine': vecs = vecs / vecs.norm(dim=1, keepdim=True).clamp_min(1e-8)
     vecs = vecs.to(device)
@@ -267,7 +283,7 @@ def _similar(
             keys = vecs.index_select(0, torch.from_numpy(rows).to(device)) @ cand_t
             self_col = col[rows]; local = np.flatnonzero(self_col >= 0)
             keys[torch.from_numpy(local).to(device), torch.from_numpy(self_col[local]).to(device)] = float('-inf')
-            vals, cols = (t.cpu().numpy() for t in topk_rows(keys, min(k, len(cand))))
+            vals, cols = (t.cpu().numpy() for t in select_rows(keys, min(k, len(cand))))
             valid = vals > float('-inf')
             parts.append((np.repeat(rows, valid.sum(1)), cand[cols[valid]], vals[valid],
                           np.broadcast_to(np.arange(1, vals.shape[1] + 1), vals.shape)[valid]))

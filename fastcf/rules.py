@@ -10,12 +10,13 @@ import copy
 from inspect import signature
 from fastcore.meta import delegates
 import numpy as np, pandas as pd, torch
+from .vocab import Side
 from .export import CollabExport, checks_export
 from .predict import recommend
 from .candidates import id_rows
 
 # %% auto #0
-__all__ = ['recommend_users', 'transposed']
+__all__ = ['recommend_users', 'reverse_query', 'transposed']
 
 # %% ../nbs/02d_rules.ipynb #0154b713
 def _transpose_exclude(exclude):
@@ -44,15 +45,31 @@ def recommend_users(
     # calls them users); `recommend.__wrapped__` is `recommend` without its own check of the export, already done
     if items is not None: items = exp.items.ids_of(id_rows(exp.items, items, unknown, 'item'))
     if users is not None: users = exp.users.ids_of(id_rows(exp.users, users, unknown, 'candidate user'))
-    return recommend.__wrapped__(transposed(exp), users=items, k=k, exclude=_transpose_exclude(exclude), items=users, unknown=unknown,
-                     candidates=_transpose_exclude(candidates), **kwargs)
+    swapped, queries, pool, exclude, candidates = reverse_query(exp, items, users, exclude, candidates)
+    return recommend.__wrapped__(swapped, users=queries, k=k, exclude=exclude, items=pool, unknown=unknown,
+                                 candidates=candidates, **kwargs)
+
+def reverse_query(
+    exp:CollabExport,  # the exported model
+    items=None,        # the items to rank users for
+    users=None,        # the candidate users
+    exclude=None,      # pairs never to return (a DataFrame, matched by column name, or a sparse matrix in row space)
+    candidates=None,   # the only pairs that may be returned, same forms
+) -> tuple:
+    "The reverse query as a forward one: (`transposed(exp)`, its users = `items`, its candidate items = `users`, `exclude`, `candidates`)"
+    return transposed(exp), items, users, _transpose_exclude(exclude), _transpose_exclude(candidates)
 
 # %% ../nbs/02d_rules.ipynb #5a4bcb0c
+def _as_side(s:Side, side:str) -> Side:
+    "The tables of `s` as the export's `side` side"
+    return Side(side, s.vocab, s.factors, s.bias, s.name, s.counts)
+
 def transposed(exp:CollabExport) -> CollabExport:
     "The export with users and items swapped: its `recommend` ranks users for each item, with the same scores"
-    mlp = None
+    res = copy.copy(exp)              # not the constructor: its check would be a second pass over the weights
+    res.user, res.item = _as_side(exp.item, 'user'), _as_side(exp.user, 'item')
     if exp.kind == 'nn':
-        n_user, n_item = exp.user_factors.shape[1], exp.item_factors.shape[1]
+        n_user, n_item = exp.user.factors.shape[1], exp.item.factors.shape[1]
         perm = np.concatenate([np.arange(n_user, n_user + n_item), np.arange(n_user)])   # new input column j = old column perm[j]
         mlp, before_linear = [], True
         for op in exp.mlp:
@@ -60,8 +77,5 @@ def transposed(exp:CollabExport) -> CollabExport:
             if before_linear and op['op'] == 'linear': op['weight'] = op['weight'][:, perm]; before_linear = False
             elif before_linear and op['op'] == 'affine': op['scale'], op['shift'] = op['scale'][perm], op['shift'][perm]
             mlp.append(op)
-    res = copy.copy(exp)              # not the constructor: its check would be a second pass over the weights
-    res.user_name, res.item_name, res.users, res.items = exp.item_name, exp.user_name, exp.items, exp.users
-    res.user_factors, res.item_factors, res.user_bias, res.item_bias = exp.item_factors, exp.user_factors, exp.item_bias, exp.user_bias
-    res.user_counts, res.item_counts, res.mlp = exp.item_counts, exp.user_counts, mlp
+        res.mlp = mlp
     return res

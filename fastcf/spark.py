@@ -13,8 +13,9 @@ from types import SimpleNamespace
 import numpy as np, pandas as pd, torch
 from .vocab import Vocab, as_id_array, unknown_policy, check_k, check_columns
 from .export import CollabExport, checks_export
-from .predict import iter_topk
-from .candidates import id_rows
+from .predict import topk_chunks, resolve_device
+from .candidates import id_rows, PairSet
+from .rules import reverse_query
 from .scorers import DotScorer, NNScorer
 from .output import recs_frame
 
@@ -95,7 +96,7 @@ def _finish(side:SimpleNamespace, rows:np.ndarray, keys:np.ndarray) -> np.ndarra
     return NNScorer.finish(keys, side.final).numpy()
 
 def _exclude_frame(side:SimpleNamespace, ids:np.ndarray, lists) -> pd.DataFrame:
-    "The (user, item) pairs of a batch's exclusion lists as a DataFrame for `iter_topk` (None when there are none)"
+    "The (user, item) pairs of a batch's exclusion lists as a DataFrame for a `PairSet` (None when there are none)"
     lengths = np.fromiter((0 if a is None else len(a) for a in lists), np.int64, len(lists))
     if lengths.sum() == 0: return None
     seen = np.concatenate([np.asarray(a) for a, n in zip(lists, lengths) if n])     # int64 stays int64: no per-item loop
@@ -103,10 +104,11 @@ def _exclude_frame(side:SimpleNamespace, ids:np.ndarray, lists) -> pd.DataFrame:
 
 # %% ../nbs/06_spark.ipynb #c8428698
 def _rank_partition(batches, users_bc, shard_bc, k:int, unknown:str, threads:int, device, chunk_bytes:int, merge:bool):
-    "mapInPandas body: the top-`k` of one item shard for each batch of users, through fastcf's `iter_topk`"
+    "mapInPandas body: the top-`k` of one item shard for each batch of users, through `recommend`'s engine (`k` checked by the driver)"
     if threads: torch.set_num_threads(threads)
     side, shard = users_bc.value, shard_bc.value
-    options = dict(device=device, progress=False, **({} if chunk_bytes is None else dict(chunk_bytes=chunk_bytes)))
+    device, options = resolve_device(device), dict(progress=False, **({} if chunk_bytes is None else dict(chunk_bytes=chunk_bytes)))
+    all_items = np.arange(len(shard.items.ids), dtype=np.int64)
     for batch in batches:
         rows = side.users.rows(batch[_USER], unknown='raise' if unknown == 'raise' else 'mask')
         keep = rows >= 0
@@ -115,7 +117,8 @@ def _rank_partition(batches, users_bc, shard_bc, k:int, unknown:str, threads:int
         ids = side.users.ids_of(rows)
         seen = _exclude_frame(side, ids, batch[_EXCLUDE].to_numpy()[keep]) if _EXCLUDE in batch.columns else None
         sub = _batch_export(side, shard, ids, rows)
-        for local, items, keys, valid in iter_topk(sub, k=k, exclude=seen, **options):
+        excl = None if seen is None else PairSet(sub, seen)                       # the batch's own pairs: none unknown
+        for local, items, keys, valid in topk_chunks(sub, np.arange(len(ids), dtype=np.int64), all_items, k, excl, None, device, **options):
             frame = recs_frame(sub, local, items, _finish(side, rows[local], keys), valid)
             if merge: frame['_key'], frame['_pos'] = keys[valid], items[valid] + shard.start
             yield frame
@@ -170,9 +173,8 @@ def recommend_spark(
     ps = _pyspark()
     F, T = ps.F, ps.T
     if by not in ('user', 'item'): raise ValueError(f"by must be 'user' or 'item', got {by!r}")
-    if by == 'item':                 # the reverse query: the same job on the export with its sides swapped
-        from fastcf.rules import transposed
-        exp, users, items = transposed(exp), items, users
+    if by == 'item': exp, users, items, exclude, _ = reverse_query(exp, items, users, exclude)   # `recommend_users`'s swap
+    query, cand = ('item', 'user') if by == 'item' else ('user', 'item')                        # the words of messages
     k = check_k(k)
     unknown = unknown_policy(unknown, ('raise', 'drop'))
     if spark is None: spark = users.sparkSession if isinstance(users, ps.DataFrame) else ps.SparkSession.getActiveSession()
@@ -182,16 +184,16 @@ def recommend_spark(
     schema = [T.StructField(uname, _id_type(exp.users.id_type, T)), T.StructField(iname, _id_type(exp.items.id_type, T)),
               T.StructField('score', T.FloatType()), T.StructField('rank', T.LongType())]
     if isinstance(items, ps.DataFrame):
-        check_columns(items, [iname], 'items')
+        check_columns(items, [iname], f'{cand}s')
         items = items.select(F.col(_quote(iname))).distinct().toPandas()[iname]
-    item_rows = id_rows(exp.items, items, unknown, 'item')
+    item_rows = id_rows(exp.items, items, unknown, cand)
     if len(item_rows) == 0: return spark.createDataFrame([], T.StructType(schema))
 
     if users is None or not isinstance(users, ps.DataFrame):
-        ids = exp.users.ids_of(id_rows(exp.users, users, unknown, 'user'))
+        ids = exp.users.ids_of(id_rows(exp.users, users, unknown, query))
         frame, n_users = _ids_frame(spark, _USER, ids), len(ids)
     else:
-        check_columns(users, [uname], 'users')
+        check_columns(users, [uname], f'{query}s')
         frame, n_users = users.select(F.col(_quote(uname)).alias(_USER)).distinct(), None
     if exclude is not None:
         if isinstance(exclude, pd.DataFrame): exclude = spark.createDataFrame(exclude)

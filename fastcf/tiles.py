@@ -14,7 +14,7 @@ from .topk import INVALID, NonFiniteKeysError, topk_rows, thread_pool
 
 # %% auto #0
 __all__ = ['KERNELS', 'NUMBA_MIN_COLS', 'l2_bytes', 'tile_shape', 'kernel_available', 'pick_kernel', 'pairs_csr',
-           'compiled_kernel', 'ItemTiles', 'tiled_topk']
+           'compiled_kernel', 'ItemTiles', 'tiled_topk', 'select_tiled']
 
 # %% ../nbs/02e_tiles.ipynb #f59b4b3d
 def l2_bytes(
@@ -282,7 +282,10 @@ def tiled_topk(
     block:int=0,            # the numpy path's two-stage block size (`topk_rows`); ignored by the numba path
 ) -> tuple:
     "Top `k` keys of `user_keys @ item_keys` per user and their columns, key descending then column ascending; slots beyond a user's valid keys are -inf, column 0"
-    k = check_k(k)
+    return select_tiled(user_keys, item_keys, check_k(k), exclude, only, threads, kernel, block)
+
+def select_tiled(user_keys, item_keys, k:int, exclude=None, only=None, threads:int=None, kernel:str=None, block:int=0) -> tuple:
+    "`tiled_topk` for a caller that passes an int `k` it checked (the engine under `recommend`): `k` is not checked again, the rest is"
     users = user_keys.numpy() if isinstance(user_keys, torch.Tensor) else np.asarray(user_keys)
     users = np.ascontiguousarray(users, np.float32)
     items = item_keys if isinstance(item_keys, ItemTiles) else ItemTiles(item_keys)

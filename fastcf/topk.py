@@ -12,7 +12,7 @@ import numpy as np, torch
 from .vocab import check_k
 
 # %% auto #0
-__all__ = ['PAD', 'INVALID', 'NonFiniteKeysError', 'topk_rows', 'pick_block', 'thread_pool']
+__all__ = ['PAD', 'INVALID', 'NonFiniteKeysError', 'topk_rows', 'select_rows', 'pick_block', 'thread_pool']
 
 # %% ../nbs/02b_topk.ipynb #a9171b8f
 PAD = -1e30       # key of padding columns
@@ -38,7 +38,10 @@ def topk_rows(
     block:int=0,        # block size of the two-stage selection (0: one stage); cols must be a multiple of it
 ) -> tuple:
     "Top `k` keys per row and their columns, sorted by key descending then column ascending; invalid entries marked -inf"
-    k = check_k(k)
+    return select_rows(keys, check_k(k), block)
+
+def select_rows(keys:torch.Tensor, k:int, block:int=0) -> tuple:
+    "`topk_rows` for a caller that passes an int `k` it checked (the engine under `recommend`): `k` is not checked again"
     if keys.device.type != 'cpu': vals, cols = _topk_torch(keys, k, block)
     else: vals, cols = map(torch.from_numpy, _topk_numpy_threads(np.ascontiguousarray(keys.numpy()), k, block, torch.get_num_threads()))
     bad = ~(vals[:, 0] < float('inf')) if vals.shape[1] else vals[:, :0]    # NaN or +inf first: both paths put them there

@@ -73,7 +73,7 @@ def test_nn_candidates_equal_the_brute_force_with_ties(ids, share):
 
 def popular_export(ids:str):
     e = random_export(n_users=60, n_items=40, ids=ids, seed=2)
-    e.item_counts = np.concatenate([[0], np.arange(40) % 5])        # ties in popularity
+    e.item.counts = np.concatenate([[0], np.arange(40) % 5])        # ties in popularity
     return e
 
 
@@ -113,7 +113,7 @@ def test_fill_popular_with_no_rows_writes_the_typed_schema(tmp_path, ids, types)
 def test_fill_popular_bad_input_writes_nothing(tmp_path, name):
     e = popular_export('int')
     with pytest.raises(KeyError, match=r'\[777\]'): recommend(e, users=[1, 777], fill='popular', out=tmp_path / name)
-    no_counts = copy.copy(e); no_counts.item_counts = None
+    no_counts = copy.copy(e); no_counts.item.counts = None
     with pytest.raises(ValueError, match='item_counts'): recommend(no_counts, fill='popular', out=tmp_path / name)
     assert list(tmp_path.iterdir()) == []
 

@@ -110,7 +110,7 @@ def test_auto_shards(spark):
 def test_odd_column_names(spark):
     "Column names with dots and spaces are quoted, not parsed"
     e = copy.copy(EXPORTS['dot-int']())
-    e.user_name, e.item_name = 'user.id', 'movie id'
+    e.user.name, e.item.name = 'user.id', 'movie id'
     check(spark, e, users=pd.DataFrame({'user.id': [3, 1]}), k=4, exclude=_seen(e), shards=2)
 
 
