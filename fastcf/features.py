@@ -11,7 +11,8 @@ import numpy as np, pandas as pd
 from .vocab import NA, Vocab, as_id_array, id_kind
 
 # %% auto #0
-__all__ = ['FeatureError', 'FeatureTable', 'gather_rows', 'feature_table', 'align', 'attach_features']
+__all__ = ['FeatureError', 'FeatureTable', 'gather_rows', 'feature_table', 'check_id_kind', 'align', 'attach_features',
+           'SideFeatures']
 
 # %% ../nbs/10a_features.ipynb #52d5916a
 class FeatureError(ValueError):
@@ -117,17 +118,21 @@ def feature_table(
     _check_ids(ids, side)
     return FeatureTable(ids, names, indptr, cols, values.astype(np.float32), side)
 
-# %% ../nbs/10a_features.ipynb #9364b396
+# %% ../nbs/10a_features.ipynb #023fd3cc
+def check_id_kind(table:FeatureTable, vocab:Vocab, exact:bool=False):
+    "A `FeatureError` unless `table`'s IDs have the vocabulary's type (int and float mix unless `exact`)"
+    kind = id_kind(table.ids) if len(table.ids) else vocab.id_type
+    if kind != vocab.id_type and (exact or not {kind, vocab.id_type} <= {'int', 'float'}):
+        raise FeatureError(f"the {table.side} feature table is indexed by {kind} IDs ({table.ids[:3].tolist()}), but the model's "
+                           f"{table.side} IDs are {vocab.id_type} ({vocab.ids[:3].tolist()}): convert one of them")
+
 def align(
     table:FeatureTable,   # from `feature_table`
     vocab:Vocab,          # the IDs of the model's rows
 ) -> tuple:
     "`(rows, cold)`: `table` in the row order of `vocab` (IDs without features get none, with a warning) and the rows of unknown IDs"
     side = table.side
-    kind = id_kind(table.ids) if len(table.ids) else vocab.id_type
-    if kind != vocab.id_type and not {kind, vocab.id_type} <= {'int', 'float'}:
-        raise FeatureError(f"the {side} feature table is indexed by {kind} IDs ({table.ids[:3].tolist()}), but the ratings' "
-                           f"{side} IDs are {vocab.id_type} ({vocab.ids[:3].tolist()}): convert one of them")
+    check_id_kind(table, vocab)
     at = vocab.rows(table.ids, unknown='mask')
     known = at >= 0
     if not known.any(): raise FeatureError(f"no {side} ID of the feature table is in the ratings (e.g. {table.ids[:3].tolist()} "
@@ -159,3 +164,42 @@ def attach_features(
         dls.features[side], dls.cold_features[side] = rows, cold
     if all(v is None for v in dls.features.values()): raise FeatureError("a hybrid model needs user_features, item_features or both")
     return dls
+
+# %% ../nbs/10a_features.ipynb #95901708
+class SideFeatures:
+    "The learned feature embeddings of one side of a hybrid model: `names`, `weight` `[n_features, width]`, `bias` `[n_features]` (dot)"
+    def __init__(self, names, weight:np.ndarray, bias:np.ndarray=None):
+        self.weight = np.ascontiguousarray(weight, dtype=np.float32)
+        self.bias = None if bias is None else np.ascontiguousarray(bias, dtype=np.float32)
+        self.names = _names(names, len(self.weight), 'the')
+
+    def check(self, side:str, width:int, kind:str):
+        "A `ValueError` unless the shapes agree with a `kind` export of factor `width` and every value is finite"
+        n = len(self.names)
+        if self.weight.shape != (n, width):
+            raise ValueError(f"{side} feature weight has shape {self.weight.shape}, expected ({n}, {width}) for {n} feature names and {width} factors")
+        if kind == 'dot' and (self.bias is None or self.bias.shape != (n,)):
+            raise ValueError(f"{side} feature bias has shape {None if self.bias is None else self.bias.shape}, expected ({n},) in a 'dot' export")
+        if kind == 'nn' and self.bias is not None: raise ValueError(f"an 'nn' export has no {side} feature bias")
+        for what, a in (('weight', self.weight), ('bias', self.bias)):
+            if a is not None and not np.isfinite(a).all():
+                raise ValueError(f"the {side} feature {what} holds {int((~np.isfinite(a)).sum()):,} non-finite value(s)")
+
+    def columns(self, table:FeatureTable) -> np.ndarray:
+        "For each stored value of `table`, its feature's row in `weight` (the table's columns must be exactly these features)"
+        pos = {n: j for j, n in enumerate(self.names)}
+        unknown = [n for n in table.names if n not in pos]
+        missing = [n for n in self.names if n not in set(table.names)]
+        if unknown or missing:
+            raise FeatureError(f"the new {table.side} features must have the {len(self.names):,} columns the model was trained on"
+                               + (f"; unknown: {unknown[:5]!r}" if unknown else '') + (f"; missing: {missing[:5]!r}" if missing else ''))
+        return np.array([pos[n] for n in table.names], np.int64)[table.indices]
+
+    def embed(self, table:FeatureTable) -> tuple:
+        "`(vectors, biases)` of the rows of `table` from their features alone (biases None for an 'nn' export)"
+        import torch
+        w = self.weight if self.bias is None else np.concatenate([self.weight, self.bias[:, None]], 1)
+        out = torch.nn.functional.embedding_bag(torch.as_tensor(self.columns(table)), torch.as_tensor(w),
+                                                torch.as_tensor(table.indptr[:-1]), mode='sum',
+                                                per_sample_weights=torch.as_tensor(table.values)).numpy()
+        return (out, None) if self.bias is None else (np.ascontiguousarray(out[:, :-1]), np.ascontiguousarray(out[:, -1]))

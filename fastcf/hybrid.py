@@ -21,7 +21,7 @@ from .implicit import ImplicitLoss, ranking_metrics_at
 # %% auto #0
 __all__ = ['HybridDataLoaders', 'FeatureBag', 'HybridDotBias', 'HybridNN', 'hybrid_learner']
 
-# %% ../nbs/10_hybrid.ipynb #c45d9bf0
+# %% ../nbs/10_hybrid.ipynb #2b05946c
 class HybridDataLoaders:
     "Builds the DataLoaders of a hybrid model: ratings (or positives) plus side features, checked and aligned"
     @classmethod
@@ -46,7 +46,7 @@ class HybridDataLoaders:
                                         rating_name=rating_name, seed=seed, **kwargs)
         return attach_features(dls, user_features, item_features)
 
-# %% ../nbs/10_hybrid.ipynb #219d0322
+# %% ../nbs/10_hybrid.ipynb #51ea949b
 class FeatureBag(nn.Module):
     "Per row of a vocabulary, the value-weighted sum of its active features' embeddings (an `EmbeddingBag` over a CSR table)"
     def __init__(self,
@@ -70,7 +70,7 @@ class FeatureBag(nn.Module):
 
     def has_features(self, rows:torch.Tensor) -> torch.Tensor: return self.indptr[rows + 1] > self.indptr[rows]
 
-# %% ../nbs/10_hybrid.ipynb #76fcce91
+# %% ../nbs/10_hybrid.ipynb #574df79b
 class _Sides(nn.Module):
     "The identity + feature representation of users and items shared by the dot and NN models"
     def _setup(self, features:dict, widths:tuple, identity:bool, identity_drop:float, bias:bool):
@@ -131,7 +131,7 @@ class HybridDotBias(_Sides):
         res = (u[:, :-1] * i[:, :-1]).sum(1) + u[:, -1] + i[:, -1]
         return res if self.y_range is None else sigmoid_range(res, *self.y_range)
 
-# %% ../nbs/10_hybrid.ipynb #4f3777e6
+# %% ../nbs/10_hybrid.ipynb #80347c59
 class HybridNN(_Sides):
     "fastai's `EmbeddingNN` whose two embeddings are identity embeddings plus feature sums"
     @delegates(TabularModel.__init__, but=['emb_szs', 'n_cont', 'out_sz'])
@@ -156,10 +156,10 @@ class HybridNN(_Sides):
         emb = torch.cat([self.represent('user', x[:, 0]), self.represent('item', x[:, 1])], 1)
         return self.layers(self.emb_drop(emb))
 
-# %% ../nbs/10_hybrid.ipynb #9549de87
+# %% ../nbs/10_hybrid.ipynb #c8c00f0f
 def _np(t) -> np.ndarray: return t.detach().cpu().float().numpy().copy()
 
-def _tables(self) -> dict:
+def _export_tables(self) -> dict:
     "Materialised factors (and biases) of every row, and the feature embeddings by side, for `from_learner`"
     dot = isinstance(self, HybridDotBias)
     out = dict(kind='dot' if dot else 'nn', features={})
@@ -189,9 +189,9 @@ def _n_rows(self, side:str) -> int:
     if isinstance(self, HybridDotBias): return (self.u_weight if side == 'user' else self.i_weight).num_embeddings
     return self.embeds[0 if side == 'user' else 1].num_embeddings
 
-_Sides.tables, _Sides._n_rows = _tables, _n_rows
+_Sides.export_tables, _Sides._n_rows = _export_tables, _n_rows
 
-# %% ../nbs/10_hybrid.ipynb #ab8b49bc
+# %% ../nbs/10_hybrid.ipynb #01cd58e3
 @delegates(Learner.__init__)
 def hybrid_learner(
     dls,                     # from `HybridDataLoaders.from_df`
