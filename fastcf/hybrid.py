@@ -73,31 +73,32 @@ class FeatureBag(nn.Module):
 # %% ../nbs/10_hybrid.ipynb #574df79b
 class _Sides(nn.Module):
     "The identity + feature representation of users and items shared by the dot and NN models"
-    def _setup(self, features:dict, widths:tuple, identity:bool, identity_drop:float, bias:bool):
-        if not 0 <= identity_drop < 1: raise ValueError(f"identity_drop must be in [0, 1), got {identity_drop!r}")
-        self.identity, self.identity_drop = identity, identity_drop
+    def _setup(self, features:dict, widths:tuple, identity:bool, identity_drop, bias:bool):
+        drops = identity_drop if isinstance(identity_drop, dict) else {'user': identity_drop, 'item': identity_drop}
+        if set(drops) != {'user', 'item'} or not all(isinstance(p, (int, float)) and 0 <= p < 1 for p in drops.values()):
+            raise ValueError(f"identity_drop must be in [0, 1), or a dict of such for 'user' and 'item', got {identity_drop!r}")
+        self.identity, self.identity_drop = identity, {k: float(v) for k, v in drops.items()}
         feats = features or {}
         self.u_feat, self.i_feat = [FeatureBag(feats[s], w + bias) if feats.get(s) is not None else None
                                     for s, w in zip(('user', 'item'), widths)]
         if not identity and (self.u_feat is None or self.i_feat is None):
             raise FeatureError("identity=False needs features on both sides: a side without them would have no representation")
 
-    def _drop(self, rows:torch.Tensor, bag) -> torch.Tensor:
+    def _drop(self, side:str, rows:torch.Tensor, bag) -> torch.Tensor:
         "1 where the identity is kept, 0 where this training step drops it (rows without features always keep it)"
-        keep = torch.ones(len(rows), device=rows.device)
-        if self.training and self.identity_drop and bag is not None:
-            gone = (torch.rand(len(rows), device=rows.device) < self.identity_drop) & bag.has_features(rows)
-            keep = keep.masked_fill(gone, 0.)
+        keep, p = torch.ones(len(rows), device=rows.device), self.identity_drop[side]
+        if self.training and p and bag is not None:
+            keep = keep.masked_fill((torch.rand(len(rows), device=rows.device) < p) & bag.has_features(rows), 0.)
         return keep
 
     def represent(self, side:str, rows:torch.Tensor) -> torch.Tensor:
         "`[len(rows), width(+1)]`: identity (and bias) plus feature sum of `rows` of `side`"
         bag = self.u_feat if side == 'user' else self.i_feat
+        rows, inverse = torch.unique(rows, return_inverse=True)   # a user repeats for each of its negatives: compute it once
         out = None
-        if self.identity:
-            out = self._identity(side, rows) * self._drop(rows, bag)[:, None]
+        if self.identity: out = self._identity(side, rows) * self._drop(side, rows, bag)[:, None]
         if bag is not None: out = bag(rows) if out is None else out + bag(rows)
-        return out
+        return out[inverse]
 
     def feature_names(self, side:str) -> list:
         bag = self.u_feat if side == 'user' else self.i_feat
@@ -112,7 +113,7 @@ class HybridDotBias(_Sides):
         features:dict=None,     # {'user': FeatureTable|None, 'item': …} in row order, as `dls.features`
         y_range:tuple=None,     # (low, high) of the output sigmoid, or None for raw scores (logits)
         identity:bool=True,     # an identity embedding per ID (False: features only)
-        identity_drop:float=0., # training probability of dropping a row's identity (DropoutNet)
+        identity_drop:float=0., # training probability of dropping a row's identity (DropoutNet), or {'user': p, 'item': q}
     ):
         super().__init__()
         self.y_range, self.n_factors = y_range, n_factors
@@ -200,7 +201,7 @@ def hybrid_learner(
     y_range:tuple=None,      # (low, high) output range (ratings only)
     loss:str=None,           # None: MSE on ratings; 'bpr', 'bce' or 'sampled_softmax' on positives
     identity:bool=True,      # an identity embedding per ID (False: features only)
-    identity_drop:float=0.,  # training probability of dropping a row's identity, so the features learn to score alone
+    identity_drop:float=0.,  # training probability of dropping a row's identity, so the features learn to score alone; or {'user': p, 'item': q}
     emb_szs=None,            # NN embedding sizes: {column: size} or [(rows, size), …]
     layers:list=None,        # NN hidden layers (default `[n_factors]`)
     config:dict=None,        # extra `TabularModel` options for the NN
