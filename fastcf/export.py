@@ -14,6 +14,7 @@ from fastcore.basics import patch, patch_to
 import fastcf
 from .vocab import Vocab, Side, SIDES, check_side
 from .models import sigmoid_range
+from .features import SideFeatures, FeatureError, feature_table, check_id_kind
 from .format import ExportFormatError, ACTIVATION_OPS, OPS, check_op_numbers, check_y_range, write_export, read_export
 _all_ = ['ExportFormatError']   # defined in fastcf.format; `load` raises it, so README documents importing it from here
 
@@ -100,6 +101,7 @@ class CollabExport:
         mlp:list=None,            # `mlp_ops` of the NN model
         user_counts:np.ndarray=None, item_counts:np.ndarray=None, # training interactions per row, when known
         versions:dict=None,       # library versions the export came from
+        user_features:SideFeatures=None, item_features:SideFeatures=None, # a hybrid model's feature embeddings (or dicts of their fields)
     ):
         if kind not in ('dot', 'nn'): raise ValueError(f"kind must be 'dot' or 'nn', got {kind!r}")
         f32 = lambda a: None if a is None else np.ascontiguousarray(a, dtype=np.float32)
@@ -111,6 +113,8 @@ class CollabExport:
         self.mlp = mlp if not isinstance(mlp, list) else [
             {k: f32(v) if isinstance(v, np.ndarray) else v for k, v in op.items()} if isinstance(op, dict) else op for op in mlp]
         self.versions = versions or _versions()
+        self.user_features, self.item_features = (f if f is None or isinstance(f, SideFeatures) else SideFeatures(**f)
+                                                  for f in (user_features, item_features))
         self.check()
 
     def check(self) -> CollabExport:
@@ -127,6 +131,9 @@ class CollabExport:
             if self.user.bias is None or self.item.bias is None: raise ValueError("a 'dot' export needs user and item biases")
             if self.user.factors.shape[1] != self.item.factors.shape[1]: raise ValueError("user and item factors differ in size")
         else: _check_mlp(self.mlp, self.user.factors.shape[1] + self.item.factors.shape[1])
+        for s in map(self.side, SIDES):
+            feats = getattr(self, f'{s.side}_features')
+            if feats is not None: feats.check(s.side, s.factors.shape[1], self.kind)
         bad = self.nonfinite()
         if bad: raise ValueError(f"{bad}: a model with NaN or infinite weights cannot rank (such a row scores first or last "
                                  "for everyone); retrain it, e.g. with a lower learning rate")
@@ -211,6 +218,7 @@ def _from_model(cls, model, classes, user=None, item=None, user_counts=None, ite
     users, items = Vocab.from_classes(classes[user], name=user), Vocab.from_classes(classes[item], name=item)
     common = dict(user_name=user, item_name=item, users=users, items=items, user_counts=user_counts,
                   item_counts=item_counts, versions=versions)
+    if hasattr(model, 'export_tables'): return _from_tables(cls, model.export_tables(), common)   # a hybrid model
     if _is_dot(model):
         y_range = getattr(model, 'y_range', None)
         return cls('dot', user_factors=_np(model.u_weight.weight), item_factors=_np(model.i_weight.weight),
@@ -234,6 +242,19 @@ def from_model(cls:CollabExport,
 ) -> CollabExport:
     "Export a model trained outside a Learner, with its vocabularies"
     return _from_model(cls, model, classes, user, item)
+
+# %% ../nbs/01_export.ipynb #490b2834
+def _from_tables(cls, tables:dict, common:dict):
+    "A `CollabExport` from a hybrid model's `export_tables()`: materialised factors and biases, plus the feature embeddings"
+    kind, feats = tables['kind'], tables['features']
+    if kind == 'dot':
+        return cls('dot', user_factors=tables['user_factors'], item_factors=tables['item_factors'], user_bias=tables['user_bias'],
+                   item_bias=tables['item_bias'], y_range=tables['y_range'], user_features=feats['user'],
+                   item_features=feats['item'], **common)
+    ops = mlp_ops(tables['layers'])
+    y_range = (ops[-1]['low'], ops[-1]['high']) if ops[-1]['op'] == 'sigmoid_range' else None
+    return cls('nn', user_factors=tables['user_factors'], item_factors=tables['item_factors'], mlp=ops, y_range=y_range,
+               user_features=feats['user'], item_features=feats['item'], **common)
 
 # %% ../nbs/01_export.ipynb #fb4aa68b
 def _train_counts(dls, name, n_rows):
@@ -280,6 +301,41 @@ def save(self:CollabExport, path) -> Path:
 def load(cls:CollabExport, path) -> CollabExport:
     "Read an export written by `save` (no pickles: needs numpy and torch, not fastai; see `read_export`)"
     return read_export(path, cls)
+
+# %% ../nbs/01_export.ipynb #ce1b1e8c
+def _add_rows(exp:CollabExport, side:str, features) -> CollabExport:
+    "`exp` with the IDs of `features` appended to `side`, embedded from their features alone"
+    feats = getattr(exp, f'{side}_features')
+    if feats is None: raise FeatureError(f"this export has no {side} features: add_{side}s needs a hybrid model trained with {side}_features")
+    table, s = feature_table(features, side), exp.side(side)
+    check_id_kind(table, s.vocab, exact=True)
+    known = s.vocab.rows(table.ids, unknown='mask') >= 0
+    if known.any(): raise FeatureError(f"{int(known.sum()):,} {side} ID(s) are already in the export, e.g. {table.ids[known][:5].tolist()}: "
+                                       f"add_{side}s adds new IDs only")
+    vectors, biases = feats.embed(table)
+    fields = dict(user_name=exp.user_name, item_name=exp.item_name, users=exp.users, items=exp.items, y_range=exp.y_range,
+                  user_factors=exp.user_factors, item_factors=exp.item_factors, user_bias=exp.user_bias, item_bias=exp.item_bias,
+                  mlp=exp.mlp, user_counts=exp.user_counts, item_counts=exp.item_counts, versions=exp.versions,
+                  user_features=exp.user_features, item_features=exp.item_features)
+    fields[f'{side}s'] = Vocab(np.concatenate([s.vocab.ids, table.ids]), n_pad=s.vocab.n_pad, name=s.vocab.name)
+    fields[f'{side}_factors'] = np.concatenate([s.factors, vectors])
+    if s.bias is not None: fields[f'{side}_bias'] = np.concatenate([s.bias, biases])
+    if s.counts is not None: fields[f'{side}_counts'] = np.concatenate([s.counts, np.zeros(len(table), np.int64)])
+    return type(exp)(exp.kind, **fields)
+
+@patch
+def add_users(self:CollabExport,
+    features,   # the new users' features: a DataFrame indexed by ID, `(sparse, ids[, names])`, or a `FeatureTable`
+) -> CollabExport:
+    "A new export with these users appended, embedded from their features alone (known rows unchanged, bit for bit)"
+    return _add_rows(self, 'user', features)
+
+@patch
+def add_items(self:CollabExport,
+    features,   # the new items' features, as for `add_users`
+) -> CollabExport:
+    "A new export with these items appended, embedded from their features alone (known rows unchanged, bit for bit)"
+    return _add_rows(self, 'item', features)
 
 # %% ../nbs/01_export.ipynb #bccbfd52
 @patch

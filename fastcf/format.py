@@ -19,7 +19,7 @@ __all__ = ['FORMAT', 'FORMAT_VERSION', 'ACTIVATION_OPS', 'OPS', 'F32_MAX', 'Expo
 
 # %% ../nbs/01a_format.ipynb #eb058c81
 FORMAT = 'fastcf-collab-export'
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3   # 3: a hybrid model's feature embeddings and names (optional members)
 
 class ExportFormatError(ValueError):
     "A file that is not a readable fastcf export (truncated, corrupted, foreign, or from a newer fastcf)."
@@ -54,6 +54,46 @@ def check_op_numbers(op:dict, j:int):
     if op['op'] == 'sigmoid_range':
         try: check_y_range((op['low'], op['high']))
         except ValueError as e: raise ValueError(f"mlp op {j} (sigmoid_range) low/high: {e}") from None
+
+# %% ../nbs/01a_format.ipynb #3667f6a0
+def _feature_arrays(exp) -> dict:
+    "The feature members of a hybrid export (none for a plain one)"
+    out = {}
+    for side in ('user', 'item'):
+        feats = getattr(exp, f'{side}_features', None)
+        if feats is None: continue
+        out[f'{side}_feature_weight'] = feats.weight
+        if feats.bias is not None: out[f'{side}_feature_bias'] = feats.bias
+    return out
+
+def _feature_meta(exp) -> dict:
+    "`{'features': {side: names or None}}` for a hybrid export, `{}` for a plain one"
+    names = {side: None if getattr(exp, f'{side}_features', None) is None else list(getattr(exp, f'{side}_features').names)
+             for side in ('user', 'item')}
+    return {} if all(v is None for v in names.values()) else {'features': names}
+
+def _feature_members(meta:dict, version:int, path) -> dict:
+    "The feature members the metadata's `features` key declares: name → (dtype, shape)"
+    feats = meta.get('features')
+    if feats is None: return {}
+    if version < 3: raise _bad(path, f"format {version} has no features, but its metadata lists some")
+    if not isinstance(feats, dict) or not set(feats) <= {'user', 'item'}:
+        raise _bad(path, f"features must be {{user: [names] | null, item: [names] | null}}, got {_short(feats)}")
+    specs = {}
+    for side, names in feats.items():
+        if names is None: continue
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) or _is_int(n) for n in names):
+            raise _bad(path, f"features.{side} must be a non-empty list of feature names (strings or integers), got {_short(names)}")
+        specs[f'{side}_feature_weight'] = ('<f4', (len(names), None))
+        if meta['kind'] == 'dot': specs[f'{side}_feature_bias'] = ('<f4', (len(names),))
+    return specs
+
+def _feature_fields(meta:dict, arrays:dict) -> dict:
+    "`user_features`/`item_features` for the export's constructor, from the metadata's names and the members read"
+    names = meta.get('features') or {}
+    return {f'{side}_features': None if names.get(side) is None else
+            dict(names=names[side], weight=arrays[f'{side}_feature_weight'], bias=arrays.get(f'{side}_feature_bias'))
+            for side in ('user', 'item')}
 
 # %% ../nbs/01a_format.ipynb #414dd747
 def _id_arrays(voc:Vocab, side:str) -> dict:
@@ -99,11 +139,13 @@ def write_export(
             if isinstance(v, np.ndarray): arrays[f"mlp.{j}.{k}"] = v; meta_op[k] = f"mlp.{j}.{k}"
             else: meta_op[k] = v
         mlp.append(meta_op)
+    arrays.update(_feature_arrays(exp))
     side = lambda voc: dict(kind=voc.id_type, n_pad=voc.n_pad, n_ids=len(voc.ids))   # 'kind': the file format's key
     def metadata(crcs:dict) -> np.ndarray:
         meta = dict(format=FORMAT, format_version=FORMAT_VERSION, kind=exp.kind,
                     user_name=_json_name(exp.user_name), item_name=_json_name(exp.item_name),
                     users=side(exp.users), items=side(exp.items), y_range=exp.y_range, mlp=mlp, versions=exp.versions,
+                    **_feature_meta(exp),
                     arrays={k: dict(dtype=a.dtype.str, shape=list(a.shape), crc32=crcs[k]) for k, a in arrays.items()})
         return np.frombuffer(json.dumps(meta, allow_nan=False).encode(), dtype=np.uint8)
     try:
@@ -260,6 +302,7 @@ def _members(meta:dict, version:int, names:set, path) -> dict:
             if ref is None and need == 'array or None': continue
             if ref != f"mlp.{j}.{key}": raise _bad(path, f"mlp op {j} ({op['op']}) {key} must name member 'mlp.{j}.{key}', got {_short(ref)}")
             specs[ref] = ('<f4', (None, None) if key == 'weight' else (None,))
+    specs.update(_feature_members(meta, version, path))
     return specs
 
 # %% ../nbs/01a_format.ipynb #02caf94a
@@ -314,7 +357,7 @@ def _from_zip(build, path:Path, zf:zipfile.ZipFile, disk_size:int):
         return build(kind=meta['kind'], user_name=meta['user_name'], item_name=meta['item_name'], users=vocabs['user'],
                      items=vocabs['item'], user_factors=a['user_factors'], item_factors=a['item_factors'],
                      user_bias=a.get('user_bias'), item_bias=a.get('item_bias'), y_range=meta['y_range'], mlp=mlp,
-                     user_counts=a.get('user_counts'), item_counts=a.get('item_counts'), versions=meta.get('versions'))
+                     user_counts=a.get('user_counts'), item_counts=a.get('item_counts'), versions=meta.get('versions'), **_feature_fields(meta, a))
     except (ValueError, TypeError) as e: raise _bad(path, str(e)) from None
 
 def read_export(

@@ -186,6 +186,8 @@ class ImplicitDataLoaders(DataLoaders):
         seed:int=None,              # seed of the split and of the negative draws
         device=None,                # where batches go (None: fastai's default device)
         path='.',
+        user_features=None,         # side features of the users (see `fastcf.features.feature_table`), for a hybrid model
+        item_features=None,         # side features of the items
     ):
         "Build the vocab, the held-out split and the negative sampler from a frame of positives"
         from fastai.torch_core import default_device
@@ -222,4 +224,7 @@ class ImplicitDataLoaders(DataLoaders):
         dls = cls(train_dl, valid_dl, path=path, device=device)
         dls.classes, dls.cat_names, dls.sampler, dls.n_neg = classes, [user_name, item_name], sampler, n_neg
         dls.heldout = held[[user_name, item_name]].reset_index(drop=True)
+        if user_features is not None or item_features is not None:
+            from fastcf.features import attach_features
+            attach_features(dls, user_features, item_features)
         return dls

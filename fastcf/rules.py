@@ -68,6 +68,7 @@ def transposed(exp:CollabExport) -> CollabExport:
     "The export with users and items swapped: its `recommend` ranks users for each item, with the same scores"
     res = copy.copy(exp)              # not the constructor: its check would be a second pass over the weights
     res.user, res.item = _as_side(exp.item, 'user'), _as_side(exp.user, 'item')
+    res.user_features, res.item_features = exp.item_features, exp.user_features   # a hybrid model's, if any
     if exp.kind == 'nn':
         n_user, n_item = exp.user.factors.shape[1], exp.item.factors.shape[1]
         perm = np.concatenate([np.arange(n_user, n_user + n_item), np.arange(n_user)])   # new input column j = old column perm[j]
