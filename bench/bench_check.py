@@ -19,7 +19,7 @@ def main():
     p.add_argument('--rec-users', type=int, default=2000); p.add_argument('--threads', type=int, default=1)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    from fastcf.data import random_export
+    from fastcf.testing import random_export
     from fastcf.predict import recommend
     exp = random_export(args.users, args.items, n_factors=args.factors, seed=0)
     tables = [exp.user_factors, exp.item_factors, exp.user_bias, exp.item_bias]

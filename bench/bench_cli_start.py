@@ -34,7 +34,7 @@ def main():
     p.add_argument('--runs', type=int, default=9)
     args = p.parse_args()
     model = Path(tempfile.mkdtemp()) / 'model.fcf'
-    subprocess.run([sys.executable, '-c', f"from fastcf.data import random_export; random_export(2000, 300, seed=0).save({str(model)!r})"],
+    subprocess.run([sys.executable, '-c', f"from fastcf.testing import random_export; random_export(2000, 300, seed=0).save({str(model)!r})"],
                    env={**os.environ, 'PYTHONPATH': str(ROOT)}, check=True)
     checkouts = {'after': ROOT} | ({'before': args.before} if args.before else {})
     commands = {'--help': ['--help'], '--version': ['--version'], 'info': ['info', str(model)]}

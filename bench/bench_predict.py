@@ -25,7 +25,7 @@ import argparse, gc, os, resource, subprocess, sys, threading, time, warnings
 import numpy as np, pandas as pd, torch
 
 warnings.filterwarnings('ignore')
-from fastcf.data import random_export
+from fastcf.testing import random_export
 from fastcf.predict import recommend, iter_topk
 from fastcf.export import CollabExport
 from fastcf.output import recs_frame_of

@@ -19,11 +19,11 @@ The first line names the machine (CPU model, cores, SIMD flags, load average, to
 import argparse, os, platform, subprocess, time
 import numpy as np, pandas as pd, torch
 import scipy.sparse as sp
-from fastcf.data import random_export
+from fastcf.testing import random_export
 from fastcf.predict import recommend
 from fastcf.rules import recommend_users
 
-PAIRS_BELOW = 0.05   # the density under which `recommend` takes the pairs path (dot model): see nbs/02_predict.ipynb
+PAIRS_BELOW = 0.05   # the density under which `recommend` takes the pairs path (dot model): see nbs/25_predict.ipynb
 
 
 def best_of(fn, repeat:int) -> float:

@@ -27,7 +27,7 @@ warnings.filterwarnings('ignore', category=FutureWarning)
 warnings.filterwarnings('ignore', category=UserWarning)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import fastcf
-from fastcf.data import random_export
+from fastcf.testing import random_export
 from fastcf.predict import recommend
 from fastcf.spark import local_spark, recommend_spark
 

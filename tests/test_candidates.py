@@ -3,7 +3,7 @@ candidates against a float64 brute force on exports with exact ties (integer and
 the sparse/dense crossover), and `fill='popular'` streamed to Parquet/CSV equal to the in-memory result."""
 import copy
 import numpy as np, pandas as pd, pytest, torch
-from fastcf.data import random_export
+from fastcf.testing import random_export
 from fastcf.predict import recommend
 from fastcf.candidates import PairSet, sparse_is_cheaper
 from fastcf.testing import check_ranking_frame

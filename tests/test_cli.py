@@ -118,7 +118,7 @@ def test_unknown_drop_warns_and_continues(files):
 @pytest.mark.parametrize('ids, kind', [('int', 'dot'), ('str', 'nn')])
 def test_recommend_by_item_is_recommend_users(tmp_path, ids, kind):
     "`--by item` writes `recommend_users`' answer for the same --items, --users and --exclude (checked against float64)"
-    from fastcf.data import random_export
+    from fastcf.testing import random_export
     exp = random_export(60, 15, kind=kind, ids=ids, seed=3)
     exp.save(tmp_path / 'model.fcf')
     targets, pool = exp.item_ids[[1, 4, 9, 14]], exp.user_ids[5:50]
@@ -177,7 +177,7 @@ def test_recommend_by_item_names_the_sides(files):
 
 
 # ---- numeric options: each bad value is exit 2 and one line naming it, before anything is read or written
-# (every numeric option of every command is checked in-process in nbs/05_cli.ipynb; here, through the real entry point)
+# (every numeric option of every command is checked in-process in nbs/70_cli.ipynb; here, through the real entry point)
 
 @pytest.mark.parametrize('extra, expected', [
     (('--epochs', 0), "argument --epochs: must be a whole number >= 1, got '0'"),

@@ -7,7 +7,7 @@ warning may escape the loader, and whatever loads must be finite and `recommend`
 import collections, io, json, random, struct, sys, tempfile, warnings, zipfile, zlib
 from pathlib import Path
 import numpy as np
-from fastcf.data import random_export
+from fastcf.testing import random_export
 from fastcf.export import CollabExport, ExportFormatError
 from fastcf.predict import recommend
 from fastcf.topk import NonFiniteKeysError

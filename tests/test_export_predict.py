@@ -124,7 +124,7 @@ def test_save_is_atomic(tmp_path, monkeypatch, trained):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
 @pytest.mark.parametrize('kind', ['dot', 'nn'])
 def test_cuda_matches_cpu(kind):
-    from fastcf.data import random_export
+    from fastcf.testing import random_export
     exp = random_export(n_users=3000, n_items=5000, n_factors=32, kind=kind, seed=1)
     seen = pd.DataFrame({'user': np.random.default_rng(0).integers(0, 3000, 20000), 'item': np.random.default_rng(1).integers(0, 5000, 20000)})
     keys, scores = dense_reference(exp, exclude=seen)

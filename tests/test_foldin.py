@@ -1,4 +1,4 @@
-"""fold_in: new users and items folded into a trained export — what nbs/07_foldin.ipynb and nbs/07a_solve.ipynb do not
+"""fold_in: new users and items folded into a trained export — what nbs/51_foldin.ipynb and nbs/50_solve.ipynb do not
 already check (planted items, the ridge solution in closed form, untouched old rows, the report, bad input, the neural
 model, no fastai), and (slow) real data: MovieLens-100k at n = 20 against the average-user baselines. Recovering planted
 users, the noise estimate, batched against one by one, the prior, and the notebook's cases of non-finite weights, old
@@ -53,7 +53,7 @@ def planted(): return planted_export()
 def planted_frame(planted): return planted_users(planted)
 
 
-# --- planted data (planted users and the noise estimate: nbs/07a_solve.ipynb)
+# --- planted data (planted users and the noise estimate: nbs/50_solve.ipynb)
 
 def test_recovers_planted_items():
     e = planted_export(n_users=300, n_items=500, y_range=(0, 6))
@@ -85,7 +85,7 @@ def test_closed_form_is_the_ridge_solution(planted, planted_frame):
     np.testing.assert_allclose(rows_of(folded, 1)[0], expected, atol=1e-5)
 
 
-# --- old rows, the report (batched vs one by one: nbs/07_foldin.ipynb, "One batch or one at a time")
+# --- old rows, the report (batched vs one by one: nbs/51_foldin.ipynb, "One batch or one at a time")
 
 def test_old_rows_bit_identical_and_input_untouched(planted_frame):
     e = planted_export(y_range=(0, 6), counts=True)
@@ -134,7 +134,7 @@ def test_update_refits_in_place(planted, planted_frame):
 
 
 def test_recommend_and_predict_on_folded(planted_frame):
-    "Old users' recommendations and the save/load round trip: nbs/07_foldin.ipynb"
+    "Old users' recommendations and the save/load round trip: nbs/51_foldin.ipynb"
     e = planted_export(y_range=(0, 6), ids='int')
     frame, _ = planted_frame
     folded = fold_in(e, frame)

@@ -82,3 +82,70 @@ def test_no_import_circle():
     graph = import_graph()
     cycle = find_cycle(graph)
     assert not cycle, f"import circle: {_describe(graph, cycle)}"
+
+
+# Notebook order: each notebook comes after every notebook whose module it imports, in exported code (lazy imports too)
+# and in test and example cells, so the docs read from the foundations up.
+NBS = ROOT.parent / 'nbs'
+
+# Test-cell imports of a later notebook that renumbering cannot remove, because the later module imports this one:
+# {(this module, later module): why}. Each is a circle between pages, not between modules; keep the list short.
+BACK_REFERENCES = {
+    ('fastcf.format', 'fastcf.export'): "format's tests write and read real exports (read_export builds a CollabExport)",
+    ('fastcf.format', 'fastcf.testing'): "format's tests make their exports with random_export",
+    ('fastcf.solve', 'fastcf.foldin'): "solve's end-to-end checks go through fold_in, the API on top of it",
+    ('fastcf.candidates', 'fastcf.predict'): "an `eval: false` measurement of iter_topk tunes SPARSE_SHARE",
+}
+
+def _cell_imports(src:str):
+    "The fastcf modules a cell's source imports (`import fastcf.x`, `from fastcf.x import y`, `from fastcf import x`)"
+    src = '\n'.join(l for l in src.split('\n') if not l.lstrip().startswith(('%', '!')))
+    try: tree = ast.parse(src)
+    except SyntaxError: return
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import): yield from (a.name for a in node.names if a.name.startswith('fastcf.'))
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module.startswith('fastcf.'): yield node.module
+            if node.module == 'fastcf': yield from (f"fastcf.{a.name}" for a in node.names)
+
+def notebook_imports(nbs:Path=NBS) -> dict:
+    "{notebook file name: (its module or None, {fastcf module it imports in any code cell})}"
+    import json, re
+    out = {}
+    for path in sorted(nbs.glob('*.ipynb')):
+        module, imports = None, set()
+        for cell in json.loads(path.read_text())['cells']:
+            if cell['cell_type'] != 'code': continue
+            src = ''.join(cell['source'])
+            if m := re.search(r'^#\|\s*default_exp\s+(\S+)', src, re.M): module = f"fastcf.{m.group(1)}"
+            imports |= set(_cell_imports(src))
+        out[path.name] = (module, imports - {module})
+    return out
+
+def later_imports(nbs:Path=NBS, allowed:dict=BACK_REFERENCES) -> list:
+    "Every (notebook, imported notebook) where the imported one comes later in name order, less `allowed`"
+    found = notebook_imports(nbs)
+    page = {module: name for name, (module, _) in found.items() if module}
+    return [(name, page[m]) for name, (module, imports) in found.items() for m in sorted(imports)
+            if m in page and page[m] > name and (module, m) not in allowed]
+
+def _notebook(path:Path, module:str, code:str):
+    cells = [dict(cell_type='code', source=f"#| default_exp {module}", metadata={}, outputs=[], execution_count=None),
+             dict(cell_type='code', source=code, metadata={}, outputs=[], execution_count=None)]
+    path.write_text(__import__('json').dumps(dict(cells=cells, metadata={}, nbformat=4, nbformat_minor=5)))
+
+def test_the_order_check_finds_a_later_import(tmp_path):
+    _notebook(tmp_path / '00_a.ipynb', 'a', 'x = 1')
+    _notebook(tmp_path / '01_b.ipynb', 'b', '#| export\ndef f():\n    from fastcf import c')   # lazy, in exported code
+    _notebook(tmp_path / '02_c.ipynb', 'c', 'import fastcf.a')
+    assert later_imports(tmp_path, {}) == [('01_b.ipynb', '02_c.ipynb')]
+    _notebook(tmp_path / '00_a.ipynb', 'a', 'from fastcf.b import f\ntest_eq(f(), None)')       # a test cell
+    assert later_imports(tmp_path, {}) == [('00_a.ipynb', '01_b.ipynb'), ('01_b.ipynb', '02_c.ipynb')]
+    assert later_imports(tmp_path, {('fastcf.a', 'fastcf.b'): 'why'}) == [('01_b.ipynb', '02_c.ipynb')]
+
+def test_each_notebook_comes_after_what_it_imports():
+    assert later_imports() == []
+    found = notebook_imports()
+    page = {module: name for name, (module, _) in found.items() if module}
+    for (module, later), why in BACK_REFERENCES.items():      # every excuse is still needed
+        assert later in found[page[module]][1] and page[later] > page[module], (module, later, why)

@@ -5,7 +5,7 @@ import os, re, signal, subprocess, sys, textwrap, threading, time, warnings
 from pathlib import Path
 import numpy as np, pandas as pd, pytest, torch
 import fastcf
-from fastcf.data import random_export
+from fastcf.testing import random_export
 from fastcf.topk import topk_rows
 from fastcf.predict import recommend, iter_topk, predict, similar_items, similar_users
 
@@ -160,7 +160,7 @@ def test_written_file_mode_follows_the_umask(tmp_path, exp, name, umask, mode):
 CHILD = textwrap.dedent("""
     import signal, sys, torch
     torch.set_num_threads(1)
-    from fastcf.data import random_export
+    from fastcf.testing import random_export
     from fastcf.predict import recommend
     exp = random_export(n_users=200_000, n_items=20, n_factors=2)
     if sys.argv[2] == 'handler':
@@ -290,7 +290,7 @@ LOST = textwrap.dedent("""
     import os, signal, sys
     import pandas as pd
     from fastcf.output import RecsWriter
-    from fastcf.data import random_export
+    from fastcf.testing import random_export
     exp = random_export(5, 4, seed=0)
     def note(signum, frame): print('handled', flush=True)
     signal.signal(signal.SIGTERM, note)

@@ -10,7 +10,7 @@ pytestmark = pytest.mark.slow          # a JVM and a local Spark session: outsid
 
 pytest.importorskip('pyspark', reason="the Spark tests need the 'spark' extra: pip install 'fastcf[spark]'")
 
-from fastcf.data import random_export
+from fastcf.testing import random_export
 from fastcf.predict import recommend
 from fastcf.spark import local_spark, recommend_spark, _n_shards
 from fastcf.testing import check_ranking_frame
@@ -216,7 +216,7 @@ def test_worker_side_without_fastai():
         sys.meta_path.insert(0, _Block({'fastai'}))
         import numpy as np, pandas as pd
         from types import SimpleNamespace
-        from fastcf.data import random_export
+        from fastcf.testing import random_export
         from fastcf.predict import recommend
         from fastcf.spark import _rank_partition, _user_side, _item_shard, _USER
         e = random_export()

@@ -311,7 +311,7 @@ def test_importing_fastcf_does_not_import_numba():
 # --- keys that are NaN or +inf: finite weights whose products overflow float32 (a fuzzer found
 # `ValueError: cannot reshape array of size 10 into shape (3)` in `_select_dense`, and the numba heap skips NaN silently)
 
-from fastcf.data import random_export
+from fastcf.testing import random_export
 from fastcf.predict import recommend
 from fastcf.topk import NonFiniteKeysError
 
