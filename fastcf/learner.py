@@ -12,6 +12,8 @@ from fastai.losses import MSELossFlat
 from fastai.collab import CollabDataLoaders
 import numpy as np
 from .models import EmbeddingDotBias, EmbeddingNN, emb_sz_rule
+from .sparse import LazyAdam, CatchUp, sparse_embeddings, takes_sparse
+from .tensordata import TensorDataLoaders
 
 # %% auto #0
 __all__ = ['get_emb_sz', 'collab_learner', 'seen_pairs', 'FloatLosses', 'default_bs', 'default_threads', 'train',
@@ -51,9 +53,17 @@ def collab_learner(
     config:dict=None,     # extra `EmbeddingNN` options, as from fastai's `tabular_config` (not modified)
     y_range:tuple=None,   # (low, high) output range, for either model
     loss_func=None,       # default `MSELossFlat()`
+    sparse:bool=False,    # sparse embedding gradients, stepped by `LazyAdam` (the default `opt_func` then), with `CatchUp`
     **kwargs
 ) -> Learner:
     "Create a fastai `Learner` for collaborative filtering on `dls` with fastcf's models."
+    if sparse:
+        opt_func = kwargs.setdefault('opt_func', LazyAdam)
+        if not takes_sparse(opt_func):
+            raise ValueError(f"sparse=True needs an optimizer that takes sparse gradients, such as fastcf.sparse.LazyAdam; "
+                             f"got opt_func={getattr(opt_func, '__name__', opt_func)!r}")
+        cbs = kwargs.get('cbs')
+        kwargs['cbs'] = [*([] if cbs is None else [cbs] if not isinstance(cbs, (list, tuple)) else cbs), CatchUp()]
     emb_szs = get_emb_sz(dls, emb_szs)
     if loss_func is None: loss_func = MSELossFlat()
     config = dict(config or {})
@@ -61,7 +71,7 @@ def collab_learner(
     if layers is None: layers = [n_factors]
     if use_nn: model = EmbeddingNN(emb_szs=emb_szs, layers=layers, **config)
     else:      model = EmbeddingDotBias.from_classes(n_factors, dls.classes, y_range=config.get('y_range'))
-    return Learner(dls, model, loss_func=loss_func, **kwargs)
+    return Learner(dls, sparse_embeddings(model) if sparse else model, loss_func=loss_func, **kwargs)
 
 # %% ../nbs/00a_learner.ipynb #496607e2
 from fastcore.basics import patch
@@ -138,6 +148,7 @@ def train(
     bs:int=None,            # batch size; None: `default_bs` of the training rows (about 1,000 batches an epoch)
     threads:int=None,       # torch CPU threads while training (restored after); None: `default_threads()`, by the machine's load
     library:str='fastcf',   # 'fastcf' or 'fastai': whose `collab_learner` builds the model
+    fast:bool=True,         # `TensorDataLoaders` and sparse updates (`LazyAdam`); False: `CollabDataLoaders` and dense Adam
     cbs:list=None,          # extra fastai Callbacks for the Learner
     log=print,              # called with one line per epoch
 ) -> Learner:
@@ -152,11 +163,15 @@ def train(
     if threads is None: threads = default_threads()
     if threads < 1: raise ValueError(f"threads must be at least 1 (or None), got {threads}")
     set_seed(seed, reproducible=True)
-    dls = CollabDataLoaders.from_df(ratings[[user, item, rating]], user_name=user, item_name=item, rating_name=rating,
-                                    valid_pct=valid_pct, seed=seed, bs=bs)
+    names = dict(user_name=user, item_name=item, rating_name=rating, valid_pct=valid_pct, seed=seed, bs=bs)
+    if fast: dls = TensorDataLoaders.from_df(ratings[[user, item, rating]], val_bs=max(bs, 4096), **names)
+    else: dls = CollabDataLoaders.from_df(ratings[[user, item, rating]], **names)
     kw = dict(use_nn=True, layers=layers or [100, 50]) if use_nn else dict(n_factors=n_factors)
-    make = collab_learner if library == 'fastcf' else fastai_collab_learner
-    learn = make(dls, y_range=y_range, cbs=[FloatLosses(), *(cbs or [])], **kw)
+    if library == 'fastcf': learn = collab_learner(dls, y_range=y_range, cbs=[FloatLosses(), *(cbs or [])], sparse=fast, **kw)
+    else:
+        fast_kw = dict(opt_func=LazyAdam, cbs=[FloatLosses(), *(cbs or []), CatchUp()]) if fast else dict(cbs=[FloatLosses(), *(cbs or [])])
+        learn = fastai_collab_learner(dls, y_range=y_range, **fast_kw, **kw)
+        if fast: sparse_embeddings(learn.model)
     old_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:

@@ -61,13 +61,14 @@ class _History:
         return [o[:, None].float() for o in (*ratios, cols[4])]
 
     def state_dict(self) -> dict:
-        return dict(t=self.t, lo=self.lo, logs=list(self.logs), table=self.table[:, :self.t + 1].clone(), E=self.E[:self.t + 1].copy())
+        return dict(t=self.t, lo=self.lo, logs=list(self.logs), table=self.table[:, :self.t + 1].clone(),
+                    E=torch.from_numpy(self.E[:self.t + 1].copy()))
     @classmethod
     def from_state(cls, sd:dict, device):
         res = cls(device, size=max(1024, 2 * (sd['t'] + 1)))
         res.t, res.lo, res.logs = sd['t'], sd['lo'], list(sd['logs'])
         res.table[:, :res.t + 1] = sd['table'].to(device)
-        res.E[:res.t + 1] = sd['E']
+        res.E[:res.t + 1] = sd['E'].numpy()
         return res
 
 # %% ../nbs/00d_sparse.ipynb #0af455ae
@@ -191,11 +192,12 @@ class LazyAdam(Optimizer):
         self.histories = {}
 
     def state_dict(self) -> dict:
-        return {**super().state_dict(), 'histories': {k: h.state_dict() for k, h in self.histories.items()}}
+        "fastai's state (per parameter, and hypers) and the histories, in types `torch.load(weights_only=True)` reads"
+        return {**super().state_dict(), 'histories': [[*k, h.state_dict()] for k, h in self.histories.items()]}
 
     def load_state_dict(self, sd:dict):
         super().load_state_dict({k: sd[k] for k in ('state', 'hypers')})
-        self.histories = {k: _History.from_state(h, k[2]) for k, h in sd.get('histories', {}).items()}
+        self.histories = {(g, d, dev): _History.from_state(h, dev) for g, d, dev, h in sd.get('histories', [])}
 
 # %% ../nbs/00d_sparse.ipynb #1e48dbb4
 class CatchUp(Callback):
