@@ -87,6 +87,7 @@ def implicit_learner(
     use_nn:bool=False,        # `EmbeddingNN` instead of `EmbeddingDotBias`
     k:int=10,                 # list length of the default metrics
     metrics=None,             # default: ndcg@k and recall@k on the held-out positives (none without them)
+    sparse:bool=True,         # sparse embedding updates (`fastcf.sparse.LazyAdam`); False: fastai's dense Adam
     **kwargs                  # passed to `collab_learner` (emb_szs, layers, config, wd, cbs, …)
 ) -> Learner:
     "A fastai `Learner` for implicit feedback: fastcf's models, a ranking loss, ranking metrics on held-out positives"
@@ -95,7 +96,8 @@ def implicit_learner(
         raise ImplicitDataError("implicit models have no y_range: their scores are logits")
     kwargs.pop('y_range', None)
     if metrics is None: metrics = ranking_metrics_at(k) if len(dls.heldout) else []
-    return collab_learner(dls, n_factors=n_factors, use_nn=use_nn, loss_func=ImplicitLoss(loss), metrics=metrics, **kwargs)
+    return collab_learner(dls, n_factors=n_factors, use_nn=use_nn, loss_func=ImplicitLoss(loss), metrics=metrics, sparse=sparse,
+                          **kwargs)
 
 # %% ../nbs/08_implicit.ipynb #8b85980e
 def train_implicit(
