@@ -35,7 +35,7 @@ class _History:
     final = math.log(1e-20)   # a term below this fraction (log) of a step's first one: that step's sum is final
     def __init__(self, device, size:int=1024):
         self.t, self.lo, self.logs = 0, 0, [0., 0., 0.]         # steps taken; first step whose sum still grows; running log B, C, D
-        self.table = torch.zeros(5, size, dtype=torch.float64, device=device)   # log B, log C, log D, E, sum; one column a step
+        self.table = torch.zeros(5, size, dtype=torch.float64, device=device)   # log B, log C, log D, sum, E; one column a step
         self.E = np.zeros(size)                                  # E (the log of B/(R·D)) on the CPU, to move `lo`
 
     def advance(self, lr:float, mom:float, sqr_mom:float, wd:float):
@@ -48,17 +48,17 @@ class _History:
         log_b, log_c, log_d = self.logs
         e = log_b - log_c / 2 - log_d
         self.E[t] = e
-        self.table[:4, t] = torch.tensor([log_b, log_c, log_d, e], dtype=torch.float64)
+        self.table[:, t] = torch.tensor([log_b, log_c, log_d, 0., e], dtype=torch.float64)
         while self.lo < t and e - self.E[self.lo] < self.final: self.lo += 1
         a_hat = lr * math.sqrt(1 - sqr_mom ** t) / (1 - mom ** t)
-        if self.lo < t: self.table[4, self.lo:t] += a_hat * torch.exp(e - self.table[3, self.lo:t])
+        if self.lo < t: self.table[3, self.lo:t] += a_hat * torch.exp(e - self.table[4, self.lo:t])
         self.t = t
 
-    def since(self, last:torch.Tensor):
-        "`(B_t/B_s, C_t/C_s, D_t/D_s, sum)` as float32 columns, for rows last stepped at steps `last`"
-        cols = self.table[:, last]
-        ratios = (self.table[:3, self.t, None] - cols[:3]).exp()
-        return [o[:, None].float() for o in (*ratios, cols[4])]
+    def since(self, last:torch.Tensor) -> torch.Tensor:
+        "`[B_t/B_s, C_t/C_s, D_t/D_s, sum]` as float32 `[4, n, 1]`, for rows last stepped at steps `last`"
+        cols = self.table[:4, last]
+        cols[:3] = (self.table[:3, self.t, None] - cols[:3]).exp()
+        return cols.float()[..., None]
 
     def state_dict(self) -> dict:
         return dict(t=self.t, lo=self.lo, logs=list(self.logs), table=self.table[:, :self.t + 1].clone(),
@@ -84,7 +84,7 @@ class LazyAdam(Optimizer):
         wd:float=0.01,          # decoupled weight decay (AdamW), as fastai's `Adam` default
     ):
         super().__init__(params, [], lr=lr, mom=mom, sqr_mom=sqr_mom, eps=eps, wd=wd)
-        self.histories = {}     # (group, decayed, device) -> _History
+        self.histories, self._groups = {}, {}     # (group, decayed, device) -> _History; id(parameter) -> group
 
     def _history(self, group:int, decayed:bool, device) -> _History:
         key = (group, decayed, str(device))
@@ -109,31 +109,74 @@ class LazyAdam(Optimizer):
         p.data.addcdiv_(m, (v / (1 - sqr_mom ** step)).sqrt() + eps, value=-lr / (1 - mom ** step))
 
     def _rows_state(self, p, state):
-        if 'last' not in state:
-            state.update(grad_avg=torch.zeros_like(p.data), sqr_avg=torch.zeros_like(p.data),
+        "`(mv, last)`: Adam's moments of every row, stacked `[2, rows, …]`, and the step each row was last brought to"
+        if 'mv' not in state:
+            state.update(mv=torch.zeros(2, *p.shape, dtype=p.dtype, device=p.device),
                          last=torch.zeros(p.shape[0], dtype=torch.long, device=p.device))
-        return state['grad_avg'], state['sqr_avg'], state['last']
+        return state['mv'], state['last']
 
     @staticmethod
-    def _catch_up(history:_History, w, m, v, last):
-        "Rows `w, m, v` (copies) brought from their steps `last` to the history's current step"
+    def _catch_up(history:_History, w, mv, last):
+        "Rows `w` and moments `mv` (copies) brought from their steps `last` to the history's current step"
         b, c, d, total = history.since(last)
-        ratio = torch.where(v > 0, m / v.sqrt(), torch.zeros_like(m))
-        return (w - ratio * total) * d, m * b, v * c
+        m, v = mv
+        ratio = torch.where(v > 0, m / v.sqrt(), 0.)
+        return (w - ratio * total) * d, mv * torch.stack([b, c])
 
     def _sparse_step(self, p, state, history, lr, mom, sqr_mom, eps, wd):
-        "Catch up the rows of `p.grad`, then give them this step: fastai's Adam step on those rows only"
+        "Catch up the rows of `p.grad` (unless the forward pass did), then give them fastai's Adam step"
         grad = p.grad.coalesce()
         rows, g = grad.indices()[0], grad.values()
-        m_all, v_all, last = self._rows_state(p, state)
-        w, m, v = self._catch_up(history, p.data[rows], m_all[rows], v_all[rows], last[rows])
+        mv_all, last = self._rows_state(p, state)
+        w, mv = p.data[rows], mv_all[:, rows]
+        if state.get('current') != history.t: w, mv = self._catch_up(history, w, mv, last[rows])
         step = history.t + 1
+        m, v = mv
         if wd: w.mul_(1 - lr * wd)
         m.mul_(mom).add_(g, alpha=1 - mom)
         v.mul_(sqr_mom).addcmul_(g, g, value=1 - sqr_mom)
-        w.addcdiv_(m, (v / (1 - sqr_mom ** step)).sqrt() + eps, value=-lr / (1 - mom ** step))
-        p.data[rows], m_all[rows], v_all[rows] = w, m, v
-        last[rows] = step
+        w.addcdiv_(m, (v / (1 - sqr_mom ** step)).sqrt_().add_(eps), value=-lr / (1 - mom ** step))
+        p.data[rows], mv_all[:, rows], last[rows] = w, mv, step
+
+    def _history_of(self, p, state) -> _History:
+        "The history `p` is stepped with: its group's, with or without decay"
+        group = self._groups.get(id(p))
+        if group is None:
+            self._groups = {id(q): g for g, params in enumerate(self.param_lists) for q in params}
+            group = self._groups[id(p)]
+        return self._history(group, bool(self.hypers[group]['wd'] and state.get('do_wd', True)), p.device)
+
+    @torch.no_grad()
+    def catch_up_rows(self,
+        p:torch.Tensor,      # a parameter of this optimizer (an embedding table)
+        rows:torch.Tensor,   # rows of `p` to bring to the current step (repeats allowed)
+    ):
+        "Bring `rows` of `p` to the current step: what dense Adam did to them since they were last stepped"
+        state = self.state[p]
+        history = self._history_of(p, state)
+        mv_all, last = self._rows_state(p, state)
+        rows = rows.reshape(-1)
+        # rows already current are left as they are (their catch-up is the identity); repeats write equal values
+        p.data[rows], mv_all[:, rows] = self._catch_up(history, p.data[rows], mv_all[:, rows], last[rows])
+        last[rows] = history.t
+
+    @torch.no_grad()
+    def catch_up(self):
+        "Bring every row of every sparse parameter to the current step (before the model is read: validation, the end of fit)"
+        for params in self.param_lists:
+            for p in params:
+                if 'last' in self.state[p]: self.catch_up_rows(p, torch.arange(p.shape[0], device=p.device))
+
+    def watch(self, model:nn.Module) -> list:
+        "Hooks on `model`'s sparse embeddings that catch up the rows a forward pass reads before it reads them; their handles"
+        mine = {id(p) for params in self.param_lists for p in params}
+        def hook(module, args):
+            if not torch.is_grad_enabled() or not module.weight.requires_grad: return
+            self.catch_up_rows(module.weight, args[0])
+            state = self.state[module.weight]
+            state['current'] = self._history_of(module.weight, state).t     # this step's rows are caught up
+        return [m.register_forward_pre_hook(hook) for m in model.modules()
+                if isinstance(m, nn.Embedding) and m.sparse and id(m.weight) in mine]
 
     def step(self, closure=None):
         "One step: dense parameters as fastai's `Adam`, sparse ones on their touched rows"
@@ -150,42 +193,6 @@ class LazyAdam(Optimizer):
                 self._sparse_step(p, state, history, lr, mom, sqr_mom, eps, p_wd)
                 stepped[id(history)] = (history, p_wd)
             for history, p_wd in stepped.values(): history.advance(lr, mom, sqr_mom, p_wd)
-
-    def _group_of(self, p) -> int:
-        for group, params in enumerate(self.param_lists):
-            if any(p is q for q in params): return group
-        raise ValueError("this parameter is not one of the optimizer's")
-
-    @torch.no_grad()
-    def catch_up_rows(self,
-        p:torch.Tensor,      # a parameter of this optimizer (an embedding table)
-        rows:torch.Tensor,   # rows of `p` to bring to the current step (repeats allowed)
-    ):
-        "Bring `rows` of `p` to the current step: what dense Adam did to them since they were last stepped"
-        state = self.state[p]
-        group = self._group_of(p)
-        history = self._history(group, bool(self.hypers[group]['wd'] and state.get('do_wd', True)), p.device)
-        m_all, v_all, last = self._rows_state(p, state)
-        rows = rows.reshape(-1)
-        rows = rows[last[rows] < history.t].unique()
-        if len(rows) == 0: return
-        p.data[rows], m_all[rows], v_all[rows] = self._catch_up(history, p.data[rows], m_all[rows], v_all[rows], last[rows])
-        last[rows] = history.t
-
-    @torch.no_grad()
-    def catch_up(self):
-        "Bring every row of every sparse parameter to the current step (before the model is read: validation, the end of fit)"
-        for params in self.param_lists:
-            for p in params:
-                if 'last' in self.state[p]: self.catch_up_rows(p, torch.arange(p.shape[0], device=p.device))
-
-    def watch(self, model:nn.Module) -> list:
-        "Hooks on `model`'s sparse embeddings that catch up the rows a forward pass reads before it reads them; their handles"
-        mine = {id(p) for params in self.param_lists for p in params}
-        def hook(module, args):
-            if torch.is_grad_enabled(): self.catch_up_rows(module.weight, args[0])
-        return [m.register_forward_pre_hook(hook) for m in model.modules()
-                if isinstance(m, nn.Embedding) and m.sparse and id(m.weight) in mine]
 
     def clear_state(self):
         super().clear_state()
