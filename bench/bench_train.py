@@ -153,12 +153,13 @@ def paths(args):
     modes = args.modes_paths.split(',')
     runs = {m: [] for m in modes}
     print(f"CPU: {cpu_name()}, {os.cpu_count()} cores; torch threads {args.threads}; device {args.device}")
-    for round in range(args.rounds):
+    for rnd in range(args.rounds):
         for mode in modes:
             job = dict(task='paths', mode=mode, data=args.data, recipe=args.recipe, threads=args.threads, device=args.device,
                        max_batches=args.max_batches or None)
-            r = run(job, round + 1)
+            r = run(job, rnd + 1)
             runs[mode].append(r)
+            print('  json:', json.dumps(r))
             print(f"  {mode:7} {args.data} ({r['rows']:,} ratings): {r['batches']:,} batches, {r['ms_per_batch']:.2f} ms/batch, "
                   f"wall {r['wall_s']:.1f} s, valid MSE {r['valid_mse']:.4f}, epochs at {[round(t, 1) for t in r['epoch_s']]} s, "
                   f"valid {[round(v, 4) for v in r['valid']]}, peak RSS {r['peak_rss_mb']:.0f} MB; load {os.getloadavg()[0]:.1f}", flush=True)
