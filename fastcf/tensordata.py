@@ -99,7 +99,7 @@ def _check_ratings(ratings, names:list):
 
 def _codes(values:pd.Series, classes:CategoryMap) -> np.ndarray:
     "Vocab rows of `values` (0, `'#na#'`, for values not in the vocab)"
-    return pd.Categorical(values, categories=pd.Index(list(classes.items[1:]))).codes.astype(np.int64) + 1
+    return pd.Index(list(classes.items[1:])).get_indexer(values).astype(np.int64) + 1
 
 # %% ../nbs/00c_tensordata.ipynb #eef82976
 class TensorDataLoaders(DataLoaders):
@@ -132,7 +132,7 @@ class TensorDataLoaders(DataLoaders):
         cat_names, y_name = names[:2], names[2]
         classes = {c: CategoryMap(ratings[c].iloc[train_rows], add_na=True) for c in cat_names}
         x = torch.from_numpy(np.stack([_codes(ratings[c], classes[c]) for c in cat_names], 1))
-        y = torch.from_numpy(ratings[y_name].to_numpy(np.float32).reshape(-1, 1))
+        y = torch.from_numpy(ratings[y_name].to_numpy(np.float32, copy=True).reshape(-1, 1))
         attrs = dict(cat_names=cat_names, y_name=y_name, classes=classes)
         train_rows, valid_rows = torch.from_numpy(train_rows), torch.from_numpy(valid_rows)
         train = TensorDL(x[train_rows], y[train_rows], bs=bs, shuffle=True, **attrs)
@@ -155,7 +155,7 @@ class TensorDataLoaders(DataLoaders):
         missing = [n for n in names if n not in test_items.columns]
         if missing: raise KeyError(f"columns {missing} are not in test_items; its columns: {list(test_items.columns)}")
         x = torch.from_numpy(np.stack([_codes(test_items[c], self.classes[c]) for c in self.cat_names], 1).reshape(-1, 2))
-        y = torch.from_numpy(test_items[names[2]].to_numpy(np.float32).reshape(-1, 1)) if with_labels else None
+        y = torch.from_numpy(test_items[names[2]].to_numpy(np.float32, copy=True).reshape(-1, 1)) if with_labels else None
         return TensorDL(x, y, bs=ifnone(bs, self.valid.bs), cat_names=self.cat_names, y_name=self.train.y_name,
                         classes=self.classes).to(self.device)
 
