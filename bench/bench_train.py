@@ -3,6 +3,17 @@
     python bench/bench_train.py speed                       # ms per batch: small demo vs full demo, ratio small/full
     python bench/bench_train.py memory --rows 1000000 --bs 64 --max-batches 1500
     python bench/bench_train.py memory --rows 1000000 --bs 0 --modes after --rounds 1   # a whole epoch at train's bs rule
+    python bench/bench_train.py paths --data ml100k --rounds 3              # fastbook's recipe, fastai's path vs the fast one
+    python bench/bench_train.py paths --data bio --max-batches 1500         # the same at the bio shape, ms per batch
+    python bench/bench_train.py paths --data bio --recipe train             # `train`'s defaults, fast=False vs fast=True
+    python bench/bench_train.py paths --data ml100k --device cuda           # on a GPU: both paths on CUDA
+
+`paths` (issue 23) trains with fastbook's recipe (bs 64, 50 factors, y_range (0, 5.5), `fit_one_cycle(5, 5e-3, wd=0.1)`,
+valid_pct 0.2, seed 42) or `train`'s defaults (`--recipe train`, valid_pct 0.1) in three ways, each in a fresh process,
+alternating, `--rounds` times, torch's threads pinned (`--threads`): 'fastai' is `CollabDataLoaders` + `collab_learner`
+(dense fastai Adam: today's path), 'tensor' is `TensorDataLoaders` + dense Adam (the data path alone), 'fast' is
+`TensorDataLoaders` + `collab_learner(sparse=True)` (`LazyAdam`). It prints the medians: ms per training batch, wall time
+(DataLoaders + fit), validation MSE, and the ratios fastai/fast, with the CPU's name.
 
 'before' is the old training path: fastai's `CollabDataLoaders` + fastcf's `collab_learner` + `fit_one_cycle` with torch's
 own thread count and fastai's `Recorder` keeping a tensor per batch (and the small demo at its old bs 256, lr 1e-2).
@@ -13,7 +24,7 @@ alternating, so that a shared machine's load hits both alike; say how loaded the
 The memory growth 'before' depends on the string-hash seed (with PYTHONHASHSEED=0 it did not show; with 1, 2 and 3
 it did), so each round fixes one: round r runs with PYTHONHASHSEED=r.
 """
-import argparse, json, os, subprocess, sys, time
+import argparse, json, os, platform, subprocess, sys, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,6 +90,90 @@ def worker(job:dict) -> dict:
     return out
 
 
+def paths_worker(job:dict) -> dict:
+    "One `paths` measurement, in this (fresh) process"
+    import warnings; warnings.filterwarnings('ignore')
+    import resource, torch
+    torch.set_num_threads(job['threads'])
+    from fastai.callback.core import Callback, CancelFitException
+    from fastai.torch_core import set_seed
+    from fastcf.learner import collab_learner, train, FloatLosses
+    if job['data'] == 'ml100k':
+        from fastcf.data import movielens_100k
+        ratings = movielens_100k(Path(os.environ.get('FASTCF_TEST_CACHE', Path.home() / '.cache' / 'fastcf-tests')) / 'ml-100k')
+        ratings, y_range = ratings[['user', 'movie', 'rating']], (0, 5.5)
+    else:
+        from fastcf.data import synthetic_ratings
+        ratings, y_range = synthetic_ratings(preset='bio', seed=42), (4., 10.5)
+    user, item, rating = ratings.columns[:3]
+    class Probe(Callback):
+        "Training time per batch; wall time and validation loss at the end of each epoch; stop after `max_batches`"
+        order = 99
+        def before_fit(self): self.train_time, self.n, self.epochs, self.t_fit = 0., 0, [], time.perf_counter()
+        def before_train(self): self.t0 = time.perf_counter()
+        def after_train(self): self.train_time += time.perf_counter() - self.t0
+        def after_batch(self):
+            if not self.training: return
+            self.n += 1
+            if job['max_batches'] and self.n >= job['max_batches']:
+                self.train_time += time.perf_counter() - self.t0
+                raise CancelFitException()
+        def after_epoch(self): self.epochs.append(time.perf_counter() - self.t_fit)
+    probe = Probe()
+    start = time.perf_counter()
+    if job['recipe'] == 'train':
+        learn = train(ratings, user, item, rating, y_range=y_range, valid_pct=0.1, threads=job['threads'], fast=job['mode'] != 'fastai',
+                      cbs=[probe], log=lambda line: None)
+        if job['mode'] == 'tensor': raise ValueError("--recipe train has the modes fastai and fast")
+    else:
+        from fastai.collab import CollabDataLoaders
+        from fastcf.tensordata import TensorDataLoaders
+        set_seed(42, reproducible=True)
+        make = CollabDataLoaders if job['mode'] == 'fastai' else TensorDataLoaders
+        dls = make.from_df(ratings, user_name=user, item_name=item, rating_name=rating, valid_pct=0.2, seed=42, bs=64,
+                           device=job['device'])
+        learn = collab_learner(dls, n_factors=50, y_range=y_range, sparse=job['mode'] == 'fast', cbs=[FloatLosses(), probe])
+        with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(5, 5e-3, wd=0.1)
+    wall = time.perf_counter() - start
+    values = [float(v[1]) for v in learn.recorder.values]
+    return dict(job, rows=len(ratings), batches=probe.n, ms_per_batch=1000 * probe.train_time / max(probe.n, 1), wall_s=wall,
+                epoch_s=probe.epochs, valid=values, valid_mse=values[-1] if values else float('nan'),
+                peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3)
+
+
+def cpu_name() -> str:
+    "The CPU's model name (lscpu's, from /proc/cpuinfo)"
+    try: return next(l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name'))
+    except (OSError, StopIteration): return platform.processor() or 'unknown CPU'
+
+
+def paths(args):
+    "The `paths` task: alternate the training paths in fresh processes, print each run and the medians"
+    import statistics
+    modes = args.modes_paths.split(',')
+    runs = {m: [] for m in modes}
+    print(f"CPU: {cpu_name()}, {os.cpu_count()} cores; torch threads {args.threads}; device {args.device}")
+    for rnd in range(args.rounds):
+        for mode in modes:
+            job = dict(task='paths', mode=mode, data=args.data, recipe=args.recipe, threads=args.threads, device=args.device,
+                       max_batches=args.max_batches or None)
+            r = run(job, rnd + 1)
+            runs[mode].append(r)
+            print('  json:', json.dumps(r))
+            print(f"  {mode:7} {args.data} ({r['rows']:,} ratings): {r['batches']:,} batches, {r['ms_per_batch']:.2f} ms/batch, "
+                  f"wall {r['wall_s']:.1f} s, valid MSE {r['valid_mse']:.4f}, epochs at {[round(t, 1) for t in r['epoch_s']]} s, "
+                  f"valid {[round(v, 4) for v in r['valid']]}, peak RSS {r['peak_rss_mb']:.0f} MB; load {os.getloadavg()[0]:.1f}", flush=True)
+    med = {m: {k: statistics.median(r[k] for r in runs[m]) for k in ('ms_per_batch', 'wall_s', 'valid_mse', 'peak_rss_mb')} for m in modes}
+    print(f"\n| path ({args.data}, {args.recipe}, {args.device}) | ms per training batch | wall s | valid MSE | peak RSS MB |")
+    print("|---|---:|---:|---:|---:|")
+    for m in modes: print(f"| {m} | {med[m]['ms_per_batch']:.2f} | {med[m]['wall_s']:.1f} | {med[m]['valid_mse']:.4f} | {med[m]['peak_rss_mb']:.0f} |")
+    if 'fastai' in med and 'fast' in med:
+        a, b = med['fastai'], med['fast']
+        print(f"\nfastai/fast: {a['ms_per_batch'] / b['ms_per_batch']:.2f}x per batch, {a['wall_s'] / b['wall_s']:.2f}x wall; "
+              f"valid MSE {b['valid_mse']:.4f} vs {a['valid_mse']:.4f} ({(b['valid_mse'] - a['valid_mse']) / a['valid_mse']:+.1%})")
+    print(f"medians of {args.rounds}; load average at the end {os.getloadavg()[0]:.1f}")
+
+
 def run(job:dict, hash_seed:int) -> dict:
     "`worker(job)` in a fresh process with string-hash seed `hash_seed` (the Recorder's growth depends on it: seed 0 hid it)"
     env = {**os.environ, 'PYTHONPATH': f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", 'PYTHONHASHSEED': str(hash_seed)}
@@ -89,7 +184,7 @@ def run(job:dict, hash_seed:int) -> dict:
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('task', choices=['speed', 'memory', 'worker'])
+    p.add_argument('task', choices=['speed', 'memory', 'paths', 'worker'])
     p.add_argument('job', nargs='?', help=argparse.SUPPRESS)
     p.add_argument('--rounds', type=int, default=2, help='before/after pairs (alternating); round r runs with PYTHONHASHSEED=r')
     p.add_argument('--modes', default='before,before-1-thread,after', help='memory: which training paths, in order')
@@ -98,8 +193,16 @@ def main():
     p.add_argument('--bs', type=int, default=64, help="memory: batch size (0: train's rule by data size)")
     p.add_argument('--every', type=int, default=250, help='memory: read RSS every this many batches')
     p.add_argument('--max-batches', type=int, default=0, help='memory: stop after this many batches (0: the whole epoch)')
+    p.add_argument('--data', choices=['ml100k', 'bio'], default='ml100k', help='paths: MovieLens-100k or the bio preset (45,854 x 488)')
+    p.add_argument('--recipe', choices=['fastbook', 'train'], default='fastbook', help="paths: fastbook's recipe or train's defaults")
+    p.add_argument('--modes-paths', default='fastai,tensor,fast', help='paths: which training paths, in order')
+    p.add_argument('--threads', type=int, default=1, help='paths: torch threads (pinned)')
+    p.add_argument('--device', default='cpu', help="paths: 'cpu' or 'cuda'")
     args = p.parse_args()
-    if args.task == 'worker': print(json.dumps(worker(json.loads(args.job)))); return
+    if args.task == 'worker':
+        job = json.loads(args.job)
+        print(json.dumps(paths_worker(job) if job['task'] == 'paths' else worker(job))); return
+    if args.task == 'paths': return paths(args)
     print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     if args.task == 'speed':
         cfg = {('before', 'bio-small'): (256, 1e-2), ('after', 'bio-small'): (512, 2e-2),

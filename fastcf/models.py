@@ -22,8 +22,8 @@ def trunc_normal_(x:torch.Tensor, mean:float=0., std:float=1.) -> torch.Tensor:
 # %% ../nbs/03_models.ipynb #2d7593eb
 class Embedding(nn.Embedding):
     "`nn.Embedding` initialised with a truncated normal of std 0.01, as fastai's `Embedding`."
-    def __init__(self, ni:int, nf:int, std:float=0.01):
-        super().__init__(ni, nf)
+    def __init__(self, ni:int, nf:int, std:float=0.01, sparse:bool=False):
+        super().__init__(ni, nf, sparse=sparse)
         trunc_normal_(self.weight.data, std=std)
 
 # %% ../nbs/03_models.ipynb #0db2ac01
@@ -56,10 +56,11 @@ class EmbeddingDotBias(nn.Module):
         n_users:int,          # rows of the user tables (fastai: number of users + 1 for '#na#')
         n_items:int,          # rows of the item tables
         y_range:tuple=None,   # (low, high) of the sigmoid output range, or None for raw scores
+        sparse:bool=False,    # sparse gradients for the embeddings (train with `fastcf.sparse.LazyAdam`)
     ):
         super().__init__()
         self.y_range = y_range
-        (self.u_weight, self.i_weight, self.u_bias, self.i_bias) = [Embedding(*o) for o in [
+        (self.u_weight, self.i_weight, self.u_bias, self.i_bias) = [Embedding(*o, sparse=sparse) for o in [
             (n_users, n_factors), (n_items, n_factors), (n_users, 1), (n_items, 1)]]
 
     def forward(self, x:torch.Tensor) -> torch.Tensor:
@@ -176,13 +177,14 @@ class TabularModel(nn.Module):
         bn_cont:bool=True,      # an (empty) BatchNorm for the continuous inputs, kept so the state_dict keys are fastai's
         act_cls:nn.Module=nn.ReLU(inplace=True), # activation of the hidden blocks
         lin_first:bool=True,    # Linear before BatchNorm in each block
+        sparse:bool=False,      # sparse gradients for the embeddings (train with `fastcf.sparse.LazyAdam`)
     ):
         super().__init__()
         if n_cont != 0: raise ValueError(f"fastcf's TabularModel has no continuous inputs (it is the collaborative-filtering "
                                          f"model); got n_cont={n_cont!r}: use fastai.tabular.model.TabularModel for those")
         ps = [0] * len(layers) if ps is None else ps
         if not isinstance(ps, (list, tuple)): ps = [ps] * len(layers)
-        self.embeds = nn.ModuleList([Embedding(ni, nf) for ni, nf in emb_szs])
+        self.embeds = nn.ModuleList([Embedding(ni, nf, sparse=sparse) for ni, nf in emb_szs])
         self.emb_drop = nn.Dropout(embed_p)
         self.bn_cont = nn.BatchNorm1d(n_cont) if bn_cont else None
         n_emb = sum(e.embedding_dim for e in self.embeds)
@@ -212,6 +214,8 @@ class EmbeddingNN(TabularModel):
         bn_cont:bool=True,      # kept for state_dict compatibility: an empty BatchNorm, as in fastai
         act_cls:nn.Module=nn.ReLU(inplace=True), # hidden activation
         lin_first:bool=True,    # Linear before BatchNorm in each block
+        sparse:bool=False,      # sparse gradients for the embeddings (train with `fastcf.sparse.LazyAdam`)
     ):
         super().__init__(emb_szs=emb_szs, n_cont=0, out_sz=1, layers=layers, ps=ps, embed_p=embed_p, y_range=y_range,
-                         use_bn=use_bn, bn_final=bn_final, bn_cont=bn_cont, act_cls=act_cls, lin_first=lin_first)
+                         use_bn=use_bn, bn_final=bn_final, bn_cont=bn_cont, act_cls=act_cls, lin_first=lin_first,
+                         sparse=sparse)

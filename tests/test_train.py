@@ -87,7 +87,9 @@ def test_train_picks_the_batch_size_by_data_size():
     ratings = synthetic_ratings(n_users=6000, n_items=100, density=0.2, seed=0)      # 120k rows: 96k for training
     assert 90_510 < 0.8 * len(ratings) < 181_020            # 2**6.5 and 2**7.5 thousand: the rule gives 128
     learn = train(ratings, 'user', 'item', 'rating', epochs=1, log=lambda line: None)
-    assert learn.dls.train.bs == 128 and learn.dls.valid.bs == 128
+    assert learn.dls.train.bs == 128 and learn.dls.valid.bs == 4096      # the fast path validates in batches of at least 4,096
+    slow = train(ratings, 'user', 'item', 'rating', epochs=1, fast=False, log=lambda line: None)
+    assert slow.dls.train.bs == 128 and slow.dls.valid.bs == 128
 
 
 def test_bad_batch_size_threads_and_epochs(small_ratings):
