@@ -1,4 +1,4 @@
-"""Raw IDs to rows, sets of (user, item) pairs, and the per-user candidate and `fill='popular'` machinery under `recommend`.
+"""Sets of (user, item) pairs, and the per-user candidate and `fill='popular'` machinery under `recommend`.
 
 Docs: https://fastcf.github.io/fastcf/candidates.html.md"""
 
@@ -8,46 +8,14 @@ Docs: https://fastcf.github.io/fastcf/candidates.html.md"""
 from __future__ import annotations
 import warnings
 import numpy as np, pandas as pd, torch
-from .vocab import ID_KINDS, Vocab, as_id_array, id_kind, unknown_policy, check_columns
+from .vocab import Vocab, as_id_array, unknown_policy, check_columns, check_id_type
 from .export import CollabExport
 from .topk import topk_rows
 from .output import recs_frame
 
 # %% auto #0
-__all__ = ['SPARSE_SHARE', 'check_id_type', 'id_rows', 'PairSet', 'keep_only', 'sparse_is_cheaper', 'iter_allowed_pairs',
-           'popular_pool', 'pair_scores', 'filled_frame']
-
-# %% ../nbs/24_candidates.ipynb #8cf5fc50
-def check_id_type(
-    voc:Vocab,          # the export's user or item vocab
-    ids:np.ndarray,     # IDs as `as_id_array` makes them
-    what:str,           # what the IDs are, for the message
-):
-    "A `TypeError` naming both types when `ids` (from `as_id_array`) are strings and the vocab's IDs numbers, or the reverse"
-    if len(ids) == 0 or len(voc.ids) == 0 or (ids.dtype == object and voc.id_type == 'str'): return
-    got = id_kind(ids)
-    if {got, voc.id_type} in ({'str', 'int'}, {'str', 'float'}):
-        raise TypeError(f"{what} IDs are {ID_KINDS[got]} such as {pd.unique(ids)[:3].tolist()}, but the export's "
-                        f"{voc.name!r} IDs are {ID_KINDS[voc.id_type]} such as {voc.ids[:3].tolist()}: you passed "
-                        f"{ID_KINDS[got]}; convert them (e.g. int('5') vs 5)")
-
-def id_rows(
-    voc:Vocab,              # the export's user or item vocab
-    values,                 # raw IDs (None: every real row)
-    unknown:str='raise',    # IDs not in `voc`: 'raise' a KeyError naming them, or 'drop' them with a warning
-    what:str='ID',          # what the IDs are, for messages
-) -> np.ndarray:
-    "Sorted unique rows of the IDs `values` in `voc`, with the type and unknown-ID checks every function here applies"
-    unknown = unknown_policy(unknown, ('raise', 'drop'))
-    if values is None: return np.arange(voc.n_pad, voc.n_rows, dtype=np.int64)
-    ids = as_id_array(values)
-    check_id_type(voc, ids, what)
-    rows = voc.rows(ids, unknown='raise' if unknown == 'raise' else 'mask')
-    if unknown == 'drop' and (rows < 0).any():
-        bad = pd.unique(ids[rows < 0])
-        warnings.warn(f"dropped {len(bad):,} unknown {what} ID(s) not in the export, e.g. {bad[:5].tolist()}")
-        rows = rows[rows >= 0]
-    return np.unique(rows)
+__all__ = ['SPARSE_SHARE', 'PairSet', 'keep_only', 'sparse_is_cheaper', 'iter_allowed_pairs', 'popular_pool', 'pair_scores',
+           'filled_frame']
 
 # %% ../nbs/24_candidates.ipynb #96fe7db4
 class PairSet:

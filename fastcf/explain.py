@@ -8,9 +8,9 @@ Docs: https://fastcf.github.io/fastcf/explain.html.md"""
 from __future__ import annotations
 import numpy as np, pandas as pd, torch
 from .export import CollabExport, checks_export
-from .vocab import unknown_policy, check_k, check_columns
+from .vocab import unknown_policy, check_k, check_columns, id_rows
 from .models import sigmoid_range
-from .candidates import id_rows, PairSet
+from .candidates import PairSet
 
 # %% auto #0
 __all__ = ['explain', 'plot_explanation', 'because']

@@ -10,16 +10,16 @@ import sys, copy, functools
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from torch import nn
-from fastcore.basics import patch, patch_to
+from fastcore.basics import patch, patch_to, store_attr
 import fastcf
-from .vocab import Vocab, Side, SIDES, check_side
+from .vocab import Vocab, SIDES, check_side
 from .models import sigmoid_range
 from .features import SideFeatures, FeatureError, feature_table, check_id_kind
 from .format import ExportFormatError, ACTIVATION_OPS, OPS, check_op_numbers, check_y_range, write_export, read_export
 _all_ = ['ExportFormatError']   # defined in fastcf.format; `load` raises it, so README documents importing it from here
 
 # %% auto #0
-__all__ = ['ACTIVATIONS', 'mlp_ops', 'run_ops', 'CollabExport', 'from_learner', 'ExportFormatError']
+__all__ = ['ACTIVATIONS', 'mlp_ops', 'run_ops', 'Side', 'CollabExport', 'from_learner', 'ExportFormatError']
 
 # %% ../nbs/05_export.ipynb #04f19e11
 ACTIVATIONS = {'relu': (nn.ReLU, torch.relu), 'tanh': (nn.Tanh, torch.tanh), 'sigmoid': (nn.Sigmoid, torch.sigmoid),
@@ -63,6 +63,25 @@ def run_ops(ops:list, x:torch.Tensor) -> torch.Tensor:
         elif op == 'sigmoid_range': x = sigmoid_range(x, o['low'], o['high'])
         else: raise ValueError(f"unknown op {op!r}")
     return x
+
+# %% ../nbs/05_export.ipynb #433ee59e
+class Side:
+    "The tables of one side (users or items) of a model: vocab, factors, biases, column name and training counts"
+    def __init__(self,
+        side:str,                  # 'user' or 'item'
+        vocab:Vocab,               # its IDs in row order
+        factors:np.ndarray,        # [rows, n_factors]
+        bias:np.ndarray=None,      # [rows] (dot model only)
+        name=None,                 # its column name
+        counts:np.ndarray=None,    # [rows] training interactions, when known
+    ): store_attr()
+    @property
+    def other(self) -> str: return 'item' if self.side == 'user' else 'user'
+    @property
+    def real(self) -> slice:
+        "The rows of real IDs (after the '#na#' placeholders)"
+        return slice(self.vocab.n_pad, self.vocab.n_rows)
+    def __repr__(self): return f"Side({self.side!r}, {self.name!r}, {len(self.vocab.ids):,} IDs, factors {self.factors.shape})"
 
 # %% ../nbs/05_export.ipynb #ec3af7f8
 def _id_repr(v) -> str: return repr(v.item() if isinstance(v, np.generic) else v)

@@ -8,12 +8,12 @@ Docs: https://fastcf.github.io/fastcf/predict.html.md"""
 from __future__ import annotations
 import copy, time
 import numpy as np, pandas as pd, torch
-from .vocab import as_id_array, unknown_policy, check_k, check_columns
+from .vocab import as_id_array, unknown_policy, check_k, check_columns, check_id_type, id_rows
 from .export import CollabExport, checks_export
 from .topk import NonFiniteKeysError, pick_block, topk_rows, select_rows
 from .scorers import DotScorer, NNScorer
 from .output import RecsWriter, recs_frame, recs_frame_of, empty_recs_frame
-from .candidates import check_id_type, id_rows, PairSet, keep_only
+from .candidates import PairSet, keep_only
 from .candidates import sparse_is_cheaper, iter_allowed_pairs, popular_pool, filled_frame, pair_scores
 
 # %% auto #0

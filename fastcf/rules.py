@@ -10,10 +10,9 @@ import copy
 from inspect import signature
 from fastcore.meta import delegates
 import numpy as np, pandas as pd, torch
-from .vocab import Side
-from .export import CollabExport, checks_export
+from .vocab import id_rows
+from .export import Side, CollabExport, checks_export
 from .predict import recommend
-from .candidates import id_rows
 
 # %% auto #0
 __all__ = ['recommend_users', 'reverse_query', 'transposed']

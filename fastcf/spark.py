@@ -11,10 +11,10 @@ from pathlib import Path
 from functools import partial, reduce
 from types import SimpleNamespace
 import numpy as np, pandas as pd, torch
-from .vocab import Vocab, as_id_array, unknown_policy, check_k, check_columns
+from .vocab import Vocab, as_id_array, unknown_policy, check_k, check_columns, id_rows
 from .export import CollabExport, checks_export
 from .predict import topk_chunks, resolve_device
-from .candidates import id_rows, PairSet
+from .candidates import PairSet
 from .rules import reverse_query
 from .scorers import DotScorer, NNScorer
 from .output import recs_frame

@@ -1,4 +1,4 @@
-"""Raw IDs to embedding rows and back: typed ID arrays, fastai's `'#na#'` rows, one vocabulary for unknown IDs, and the two sides (users, items) of a model.
+"""Raw IDs to embedding rows and back: typed ID arrays, fastai's `'#na#'` rows, one vocabulary for unknown IDs, and the ID and side checks every function applies.
 
 Docs: https://fastcf.github.io/fastcf/vocab.html.md"""
 
@@ -8,12 +8,12 @@ Docs: https://fastcf.github.io/fastcf/vocab.html.md"""
 from __future__ import annotations
 import sys, warnings
 from numbers import Integral
-from fastcore.basics import store_attr, ifnone
+from fastcore.basics import ifnone
 import numpy as np, pandas as pd
 
 # %% auto #0
 __all__ = ['NA', 'ID_KINDS', 'UNKNOWN', 'SIDES', 'id_kind', 'as_id_array', 'unknown_policy', 'check_k', 'MissingColumnError',
-           'check_columns', 'named_columns', 'Vocab', 'check_side', 'Side']
+           'check_columns', 'named_columns', 'Vocab', 'check_side', 'check_id_type', 'id_rows']
 
 # %% ../nbs/02_vocab.ipynb #afd4fb78
 NA = '#na#'
@@ -232,20 +232,34 @@ def check_side(
     if not isinstance(side, str) or side not in SIDES: raise ValueError(f"side must be 'user' or 'item', got {side!r}")
     return side
 
-class Side:
-    "The tables of one side (users or items) of a model: vocab, factors, biases, column name and training counts"
-    def __init__(self,
-        side:str,                  # 'user' or 'item'
-        vocab:Vocab,               # its IDs in row order
-        factors:np.ndarray,        # [rows, n_factors]
-        bias:np.ndarray=None,      # [rows] (dot model only)
-        name=None,                 # its column name
-        counts:np.ndarray=None,    # [rows] training interactions, when known
-    ): store_attr()
-    @property
-    def other(self) -> str: return 'item' if self.side == 'user' else 'user'
-    @property
-    def real(self) -> slice:
-        "The rows of real IDs (after the '#na#' placeholders)"
-        return slice(self.vocab.n_pad, self.vocab.n_rows)
-    def __repr__(self): return f"Side({self.side!r}, {self.name!r}, {len(self.vocab.ids):,} IDs, factors {self.factors.shape})"
+# %% ../nbs/02_vocab.ipynb #8cf5fc50
+def check_id_type(
+    voc:Vocab,          # the export's user or item vocab
+    ids:np.ndarray,     # IDs as `as_id_array` makes them
+    what:str,           # what the IDs are, for the message
+):
+    "A `TypeError` naming both types when `ids` (from `as_id_array`) are strings and the vocab's IDs numbers, or the reverse"
+    if len(ids) == 0 or len(voc.ids) == 0 or (ids.dtype == object and voc.id_type == 'str'): return
+    got = id_kind(ids)
+    if {got, voc.id_type} in ({'str', 'int'}, {'str', 'float'}):
+        raise TypeError(f"{what} IDs are {ID_KINDS[got]} such as {pd.unique(ids)[:3].tolist()}, but the export's "
+                        f"{voc.name!r} IDs are {ID_KINDS[voc.id_type]} such as {voc.ids[:3].tolist()}: you passed "
+                        f"{ID_KINDS[got]}; convert them (e.g. int('5') vs 5)")
+
+def id_rows(
+    voc:Vocab,              # the export's user or item vocab
+    values,                 # raw IDs (None: every real row)
+    unknown:str='raise',    # IDs not in `voc`: 'raise' a KeyError naming them, or 'drop' them with a warning
+    what:str='ID',          # what the IDs are, for messages
+) -> np.ndarray:
+    "Sorted unique rows of the IDs `values` in `voc`, with the type and unknown-ID checks every function applies"
+    unknown = unknown_policy(unknown, ('raise', 'drop'))
+    if values is None: return np.arange(voc.n_pad, voc.n_rows, dtype=np.int64)
+    ids = as_id_array(values)
+    check_id_type(voc, ids, what)
+    rows = voc.rows(ids, unknown='raise' if unknown == 'raise' else 'mask')
+    if unknown == 'drop' and (rows < 0).any():
+        bad = pd.unique(ids[rows < 0])
+        warnings.warn(f"dropped {len(bad):,} unknown {what} ID(s) not in the export, e.g. {bad[:5].tolist()}")
+        rows = rows[rows >= 0]
+    return np.unique(rows)
