@@ -172,16 +172,19 @@ def same_id_kind(*columns) -> list:
 EXAMPLES = {   # one line per command, runnable as written after `fastcf demo --small` (which writes fastcf-demo/)
     None: "fastcf demo --small",
     'demo': "fastcf demo --small",
-    'fit': "fastcf fit activities.csv --user molecule --item target --rating pchembl --out model.fcf",
-    'recommend': "fastcf recommend fastcf-demo/model.fcf --k 10 --out top10.csv",
-    'evaluate': "fastcf evaluate top10.csv heldout.csv --k 10 --relevance 7",
+    'fit': "fastcf fit fastcf-demo/train.csv --user molecule --item target --rating pchembl --out model.fcf",
+    'recommend': "fastcf recommend fastcf-demo/model.fcf --k 10 --exclude fastcf-demo/train.csv --out top10.csv",
+    'evaluate': "fastcf evaluate top10.csv fastcf-demo/heldout.csv --k 10 --relevance 7",
     'info': "fastcf info fastcf-demo/model.fcf",
 }
-_NEEDS = {None: "writes fastcf-demo/model.fcf and the top-50 for every molecule; then run 'fastcf COMMAND --help'",
-          'demo': "writes fastcf-demo/model.fcf and fastcf-demo/recs.parquet (recs.csv without pyarrow)",
-          'fit': "activities.csv: one row per rating, with columns molecule, target, pchembl",
-          'recommend': "after fastcf demo", 'info': "after fastcf demo",
-          'evaluate': "top10.csv from the recommend example; heldout.csv: held-out molecule, target, pchembl rows"}
+_NEEDS = {None: "writes fastcf-demo/: model.fcf, the top-50 for every molecule, and its split, train.csv and heldout.csv; "
+                "then run 'fastcf COMMAND --help'",
+          'demo': "writes fastcf-demo/model.fcf, recs.parquet (recs.csv without pyarrow), and the split it trained "
+                  "and evaluated on: train.csv and heldout.csv",
+          'fit': "after fastcf demo --small: its training split, one row per rating, columns molecule, target, pchembl",
+          'recommend': "after fastcf demo --small; --exclude leaves out the pairs the model was trained on",
+          'info': "after fastcf demo --small",
+          'evaluate': "top10.csv from the recommend example, against the demo's held-out split"}
 
 def _epilog(command) -> str:
     "The one runnable example a command's `--help` ends with (every fastcf command has one: the tests run them)"
@@ -254,6 +257,7 @@ def cmd_demo(
     ratings = synthetic_ratings(preset=preset, seed=seed)
     user, item, rating = ratings.columns
     train_df, held = split_by_user(ratings, user, item, frac=0.2, seed=seed, min_train=2)
+    split_paths = _write_split(out, train=train_df, heldout=held)
     watch.lap('data')
     print(f"data: {preset} preset, {len(ratings):,} activities of {ratings[user].nunique():,} {user}s × "
           f"{ratings[item].nunique():,} {item}s; {len(train_df):,} for training, {len(held):,} held out")
@@ -293,8 +297,19 @@ def cmd_demo(
     for name in ('precision', 'ndcg', 'recall', 'hit_rate'):
         print(f"  {name + '@10':14} {m[name]:8.4f} {p[name]:11.4f}")
     print(watch.report())
-    print(f"files: {model_path} (export), {recs_path} (top-50 for {len(exp.user_ids):,} {user}s)")
+    print(f"files: {model_path} (export), {recs_path} (top-50 for {len(exp.user_ids):,} {user}s),\n"
+          f"       {split_paths[0]} and {split_paths[1]} (the split: fastcf fit, recommend --exclude and evaluate take them)")
     return dict(rmse=model_rmse, base_rmse=base_rmse, model=m, popularity=p, times=watch.times)
+
+def _write_split(out:Path, **frames) -> list:
+    "Write each frame to `out/NAME.csv` (atomically: whole or not at all); the paths"
+    from fastcf.atomic import atomic_write
+    paths = []
+    for name, df in frames.items():
+        path = out / f'{name}.csv'
+        with atomic_write(path, what='out') as tmp: df.to_csv(tmp, index=False)
+        paths.append(path)
+    return paths
 
 def _has_pyarrow() -> bool:
     try: import pyarrow; return pyarrow is not None

@@ -346,8 +346,7 @@ def demo_folder(tmp_path_factory):
     assert line == 'fastcf demo --small', line
     res = run(*shlex.split(line)[1:], cwd=d)
     assert res.returncode == 0, res.stderr
-    (d / 'demo-stdout.txt').write_text(res.stdout)
-    return d
+    return d, res.stdout              # the folder holds only what the demo wrote
 
 
 def _popularity(train, users, k=10):
@@ -362,7 +361,8 @@ def test_demo_beats_popularity(demo_folder):
     "The small demo's model finds more of the held-out actives than the popularity baseline, and reports that truthfully"
     from fastcf.data import synthetic_ratings
     from fastcf.evaluate import split_by_user, ranking_metrics
-    recs = pd.read_parquet(demo_folder / 'fastcf-demo' / 'recs.parquet')
+    d, stdout = demo_folder
+    recs = pd.read_parquet(d / 'fastcf-demo' / 'recs.parquet')
     assert recs.groupby('molecule').size().max() == 50 and recs.molecule.nunique() == 3000
     train, held = split_by_user(synthetic_ratings(preset='bio-small', seed=42), frac=0.2, seed=42, min_train=2)   # the demo's data
     assert recs.merge(train, on=['molecule', 'target']).empty                     # seen pairs excluded
@@ -370,26 +370,57 @@ def test_demo_beats_popularity(demo_folder):
     popular = ranking_metrics(_popularity(train, recs.molecule.unique()), held, k=10, relevance=7)
     for name, margin in (('precision', 1.1), ('ndcg', 1.1), ('recall', 1.), ('hit_rate', 1.)):   # measured: 1.23, 1.16, 1.10, 1.06×
         assert model[name] > margin * popular[name], (name, model[name], popular[name])         # (--epochs 1 loses: ndcg 0.117 vs 0.136)
-    printed = {l.split()[0]: l.split()[1:] for l in (demo_folder / 'demo-stdout.txt').read_text().splitlines() if '@10' in l}
+    printed = {l.split()[0]: l.split()[1:] for l in stdout.splitlines() if '@10' in l}
     for name in ('precision', 'ndcg', 'recall', 'hit_rate'):                     # the table it prints is these numbers
         assert [float(v) for v in printed[f'{name}@10']] == pytest.approx([model[name], popular[name]], abs=1e-4), name
 
 
+def help_commands() -> list:
+    "The commands `fastcf --help` lists, in its order"
+    res = run('--help')
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    block = lines[lines.index('positional arguments:') + 2:]
+    block = block[:block.index('')]                                      # up to the blank line before options:
+    return [l.split()[0] for l in block if l.startswith('    ') and not l.startswith('     ')]   # wrapped help is indented more
+
+
+def _out(argv) -> str:
+    "The file an example writes with --out, if it has one"
+    return argv[argv.index('--out') + 1] if '--out' in argv else None
+
+
 def test_help_examples_run(demo_folder):
-    from fastcf.data import synthetic_ratings
-    d = demo_folder
-    assert (d / 'fastcf-demo' / 'model.fcf').exists()
-    synthetic_ratings(preset='bio-small', n_users=300, n_items=50).to_csv(d / 'activities.csv', index=False)  # for fit's example
-    synthetic_ratings(preset='bio-small').sample(2000, random_state=0).to_csv(d / 'heldout.csv', index=False)   # for evaluate's
-    for cmd in ('demo', 'fit', 'recommend', 'evaluate', 'info'):      # in this order: evaluate reads recommend's output
-        argv = shlex.split(help_example(cmd))
+    "In the folder where `fastcf demo --small` ran (and nothing else), every --help example runs exactly as printed"
+    d, stdout = demo_folder
+    assert sorted(p.name for p in d.iterdir()) == ['fastcf-demo']
+    assert sorted(p.name for p in (d / 'fastcf-demo').iterdir()) == ['heldout.csv', 'model.fcf', 'recs.parquet', 'train.csv']
+    commands = help_commands()
+    assert commands == ['demo', 'fit', 'recommend', 'evaluate', 'info'], commands   # in this order: evaluate reads recommend's output
+    outputs = {}
+    for cmd in commands:
+        line = help_example(cmd)
+        argv = shlex.split(line)
         assert argv[:2] == ['fastcf', cmd], argv
         if cmd == 'demo':
-            assert argv == ['fastcf', 'demo', '--small']; continue      # the same line as fastcf --help's: already run
+            assert line == help_example(), line; continue               # the same line as fastcf --help's: the fixture ran it
+        out = _out(argv)
+        if out: assert not (d / out).exists(), out                       # written by this example, not left from before
         res = run(*argv[1:], cwd=d)
         assert res.returncode == 0, (argv, res.stderr)
-    assert (d / 'model.fcf').exists()
-    assert pd.read_csv(d / 'top10.csv').groupby('molecule').size().eq(10).all()
+        if out: assert (d / out).stat().st_size > 0, out
+        outputs[cmd] = res.stdout
+    assert 'saved model.fcf' in outputs['fit'] and 'valid RMSE' in outputs['fit']
+    train = pd.read_csv(d / 'fastcf-demo' / 'train.csv')
+    assert train.columns.tolist() == ['molecule', 'target', 'pchembl']
+    top10 = pd.read_csv(d / 'top10.csv')
+    assert top10.groupby('molecule').size().eq(10).all() and top10.molecule.nunique() == 3000
+    assert top10.merge(train, on=['molecule', 'target']).empty                 # recommend's example excludes the training pairs
+    assert 'precision@10' in outputs['evaluate'] and 'kind      dot' in outputs['info']
+    printed = {l.split()[0]: float(l.split()[1]) for l in outputs['evaluate'].splitlines() if '@10' in l}
+    demo = {l.split()[0]: float(l.split()[1]) for l in stdout.splitlines() if '@10' in l}
+    for name in ('precision@10', 'ndcg@10', 'recall@10', 'hit_rate@10'):    # evaluate's example scores the demo's own model:
+        assert printed[name] == pytest.approx(demo[name], abs=1e-4), name   # its numbers are the demo's model column
 
 
 # ---- packaging
