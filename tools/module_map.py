@@ -2,10 +2,10 @@
 of its docstring (the notebook's summary line), and its line count.
 
     python tools/module_map.py            # print the table
-    python tools/module_map.py --write    # rewrite the table between README.md's markers
-    python tools/module_map.py --check    # exit 1 if README.md's table differs from the code (tests/test_readme.py runs this)
+    python tools/module_map.py --write    # rewrite the table between the markers of README.md and nbs/index.ipynb
+    python tools/module_map.py --check    # exit 1 if either table differs from the code (tests/test_readme.py runs this)
 """
-import argparse, ast, re, sys
+import argparse, ast, json, re, sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,15 +36,26 @@ def with_table(readme:str) -> str:
     head, rest = readme.split(START, 1)
     return head + START + '\n' + table() + '\n' + END + rest.split(END, 1)[1]
 
+def rewritten(path:Path) -> tuple:
+    "(old text, new text) of `path`: a Markdown file, or a notebook whose one markdown cell holds the markers"
+    old = path.read_text()
+    if path.suffix != '.ipynb': return old, with_table(old)
+    nb = json.loads(old)
+    cells = [c for c in nb['cells'] if c['cell_type'] == 'markdown' and START in ''.join(c['source'])]
+    if len(cells) != 1: raise SystemExit(f"{path} needs exactly one markdown cell with the marker {START!r}, found {len(cells)}")
+    cells[0]['source'] = with_table(''.join(cells[0]['source'])).splitlines(True)
+    return old, json.dumps(nb, indent=1, ensure_ascii=False) + '\n'
+
 if __name__ == '__main__':
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     g = p.add_mutually_exclusive_group()
     g.add_argument('--write', action='store_true', help="rewrite README.md's table")
     g.add_argument('--check', action='store_true', help="exit 1 if README.md's table is stale")
-    p.add_argument('--readme', type=Path, default=ROOT / 'README.md', help='the file whose table to write or check')
+    p.add_argument('--readme', type=Path, nargs='*', default=[ROOT / 'README.md', ROOT / 'nbs' / 'index.ipynb'],
+                   help='the files whose table to write or check')
     args = p.parse_args()
-    readme = args.readme
     if not (args.write or args.check): print(table()); sys.exit()
-    old = readme.read_text(); new = with_table(old)
-    if args.write: readme.write_text(new)
-    elif new != old: sys.exit(f"{readme.name}'s module table is stale: run python tools/module_map.py --write")
+    for path in args.readme:
+        old, new = rewritten(path)
+        if args.write: path.write_text(new)
+        elif new != old: sys.exit(f"{path.name}'s module table is stale: run python tools/module_map.py --write")
