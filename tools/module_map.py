@@ -14,8 +14,11 @@ START, END = '<!-- module-map:start (tools/module_map.py --write) -->', '<!-- mo
 def summary(doc:str) -> str:
     "The docstring's first sentence, on one line, without nbdev's `Docs:` link"
     text = ' '.join((doc or '').split('\n\n')[0].split())
-    m = re.match(r'(.+?[.:!?])(\s|$)', text)
-    return (m.group(1) if m else text).rstrip(':').replace('|', '\\|')
+    m = re.match(r'(.+?[.!?])(\s|$)', text)
+    first = m.group(1) if m else text
+    head = first.split(': ', 1)[0]
+    if len(first) > 110 and len(head) >= 12: first = head    # a long sentence: its part before the colon
+    return first.replace('|', '\\|')
 
 def modules(pkg:Path=ROOT / 'fastcf'):
     "(dotted name, summary, lines) for every public module of the package, in path order"
