@@ -17,8 +17,8 @@ import fastcf
 # %% auto #0
 __all__ = ['whole', 'positive', 'non_negative', 'finite', 'fraction', 'seed_number', 'batch_size', 'EXAMPLES', 'UsageError',
            'parse_ids', 'read_table', 'number', 'layer_sizes', 'y_range_text', 'device_name', 'min_ratings',
-           'check_fit', 'same_id_kind', 'call_command', 'add_command', 'cmd_demo', 'cmd_fit', 'cmd_recommend',
-           'cmd_evaluate', 'cmd_info', 'build_parser', 'main']
+           'check_fit', 'same_id_kind', 'call_command', 'add_command', 'cmd_demo', 'baseline_note', 'cmd_fit',
+           'cmd_recommend', 'cmd_evaluate', 'cmd_info', 'build_parser', 'main']
 
 # %% ../nbs/70_cli.ipynb #ace63675
 class UsageError(Exception):
@@ -296,10 +296,12 @@ def cmd_demo(
     print(f"  {'':14} {'model':>8} {'popularity':>11}")
     for name in ('precision', 'ndcg', 'recall', 'hit_rate'):
         print(f"  {name + '@10':14} {m[name]:8.4f} {p[name]:11.4f}")
+    note = baseline_note(m, p, k=10, nn=nn, per_user=len(train_df) / train_df[user].nunique(), user=user)
+    if note: print(note)
     print(watch.report())
     print(f"files: {model_path} (export), {recs_path} (top-50 for {len(exp.user_ids):,} {user}s),\n"
           f"       {split_paths[0]} and {split_paths[1]} (the split: fastcf fit, recommend --exclude and evaluate take them)")
-    return dict(rmse=model_rmse, base_rmse=base_rmse, model=m, popularity=p, times=watch.times)
+    return dict(rmse=model_rmse, base_rmse=base_rmse, model=m, popularity=p, note=note, times=watch.times)
 
 def _write_split(out:Path, **frames) -> list:
     "Write each frame to `out/NAME.csv` (atomically: whole or not at all); the paths"
@@ -314,6 +316,24 @@ def _write_split(out:Path, **frames) -> list:
 def _has_pyarrow() -> bool:
     try: import pyarrow; return pyarrow is not None
     except ImportError: return False
+
+# %% ../nbs/70_cli.ipynb #aeb6c54c
+def baseline_note(
+    model:dict,            # the model's `ranking_metrics`
+    popularity:dict,       # the popularity baseline's, on the same held-out data
+    k:int=10,              # the cutoff both were measured at
+    nn:bool=False,         # the model is the `EmbeddingNN`
+    per_user:float=None,   # training ratings per user on average, for the reason
+    user:str='user',       # what a user is called
+) -> str|None:
+    "The line to print when the model does not beat popularity on precision@k, with the likely reason; None when it does"
+    ours, theirs = model['precision'], popularity['precision']
+    if ours > theirs: return None
+    note = f"note: the popularity baseline beats the model on precision@{k} ({ours:.4f} vs {theirs:.4f})"
+    why = f"{per_user:.0f} training ratings per {user} on average are" if per_user is not None else f"the ratings per {user} are"
+    if nn: return f"{note}: {why} too few for the NN's extra parameters; the dot model (without --nn) or more data does better"
+    return f"{note}: {why} too few to learn more than which items are popular; more data should help"
+
 
 # %% ../nbs/70_cli.ipynb #dfeb0a73
 def _y_range(text, ratings):
