@@ -1,4 +1,4 @@
-"""Built-in ratings to try fastcf on: planted synthetic data at any shape (including the 45,854 × 488 molecule × target "bio" shape) and the real MovieLens-100k; and the stopwatch the demos time their stages with.
+"""Built-in ratings to try fastcf on: planted synthetic data at any shape (including the 45,854 × 488 molecule × target "bio" shape) and the real MovieLens-100k; the stopwatch the demos time their stages with; and `fastai_quietly`, which silences fastai's two known harmless warnings around fastcf's own uses of fastai.
 
 Docs: https://fastcf.github.io/fastcf/data.html.md"""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np, pandas as pd
 
 # %% auto #0
-__all__ = ['PRESETS', 'ML100K_COLUMNS', 'synthetic_ratings', 'movielens_100k', 'Stopwatch']
+__all__ = ['PRESETS', 'FASTAI_WARNINGS', 'ML100K_COLUMNS', 'synthetic_ratings', 'fastai_quietly', 'movielens_100k', 'Stopwatch']
 
 # %% ../nbs/01_data.ipynb #5bb78358
 PRESETS = {
@@ -95,6 +95,24 @@ def synthetic_ratings(
                  noise_rmse=cfg['noise'] * spread, scale=(low, high))
     return df, truth
 
+# %% ../nbs/01_data.ipynb #07ddc347
+import warnings
+from contextlib import contextmanager
+
+FASTAI_WARNINGS = [   # (message regex, category, module regex): fastai's known harmless warnings
+    (r"`?torch\.jit\.script` is deprecated", FutureWarning, r"torch\.jit\."),          # fastai/layers.py, at import
+    (r"The given NumPy array is not writable", UserWarning, r"fastai\.torch_core$"),   # fastai's tensor() on pandas' arrays
+]
+
+@contextmanager
+def fastai_quietly():
+    "Inside the block, ignore fastai's two known harmless warnings (`FASTAI_WARNINGS`), by message, category and module"
+    with warnings.catch_warnings():
+        for message, category, module in FASTAI_WARNINGS:
+            warnings.filterwarnings('ignore', message=message, category=category, module=module)
+        yield
+
+
 # %% ../nbs/01_data.ipynb #ccd8cf12
 ML100K_COLUMNS = ['user', 'movie', 'rating', 'timestamp']
 
@@ -104,7 +122,7 @@ def movielens_100k(
     "MovieLens-100k ratings as a DataFrame with columns user, movie, rating, timestamp."
     if path is None:
         try:
-            from fastai.data.external import untar_data, URLs
+            with fastai_quietly(): from fastai.data.external import untar_data, URLs
             path = untar_data(URLs.ML_100k)
         except Exception as e:
             raise RuntimeError(

@@ -9,9 +9,11 @@ from __future__ import annotations
 import numpy as np, pandas as pd, torch
 from torch import nn
 from fastcore.meta import delegates
-from fastai.learner import Learner
-from fastai.losses import MSELossFlat
-from fastai.collab import CollabDataLoaders
+from .data import fastai_quietly
+with fastai_quietly():      # fastai's import-time warnings, by message and module (see fastcf.data)
+    from fastai.learner import Learner
+    from fastai.losses import MSELossFlat
+    from fastai.collab import CollabDataLoaders
 from .models import Embedding, trunc_normal_, sigmoid_range, TabularModel
 from .learner import get_emb_sz
 from .features import FeatureTable, FeatureError, attach_features, feature_table

@@ -9,7 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 import pandas as pd, torch
 import torch.nn.functional as F
-from fastai.learner import Learner, Metric
+from .data import fastai_quietly
+with fastai_quietly():      # fastai's import-time warnings, by message and module (see fastcf.data)
+    from fastai.learner import Learner, Metric
 from .implicit_data import ImplicitDataError, ImplicitDataLoaders, check_whole
 from .learner import collab_learner, seen_pairs
 from .export import from_learner

@@ -8,7 +8,9 @@ Docs: https://fastcf.github.io/fastcf/implicit_data.html.md"""
 from __future__ import annotations
 import math
 import numpy as np, pandas as pd, torch
-from fastai.data.core import DataLoaders
+from .data import fastai_quietly
+with fastai_quietly():      # fastai's import-time warnings, by message and module (see fastcf.data)
+    from fastai.data.core import DataLoaders
 from .vocab import NA, check_columns, named_columns
 from .evaluate import split_by_user
 

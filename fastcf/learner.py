@@ -7,9 +7,11 @@ Docs: https://fastcf.github.io/fastcf/learner.html.md"""
 # %% ../nbs/32_learner.ipynb #39338d17
 from __future__ import annotations
 from fastcore.meta import delegates
-from fastai.learner import Learner
-from fastai.losses import MSELossFlat
-from fastai.collab import CollabDataLoaders
+from .data import fastai_quietly
+with fastai_quietly():      # fastai's import-time warnings, by message and module (see fastcf.data)
+    from fastai.learner import Learner
+    from fastai.losses import MSELossFlat
+    from fastai.collab import CollabDataLoaders
 import numpy as np
 from .models import EmbeddingDotBias, EmbeddingNN, emb_sz_rule
 from .sparse import LazyAdam, CatchUp, sparse_embeddings, takes_sparse
@@ -165,7 +167,8 @@ def train(
     set_seed(seed, reproducible=True)
     names = dict(user_name=user, item_name=item, rating_name=rating, valid_pct=valid_pct, seed=seed, bs=bs)
     if fast: dls = TensorDataLoaders.from_df(ratings[[user, item, rating]], val_bs=max(bs, 4096), **names)
-    else: dls = CollabDataLoaders.from_df(ratings[[user, item, rating]], **names)
+    else:
+        with fastai_quietly(): dls = CollabDataLoaders.from_df(ratings[[user, item, rating]], **names)   # fastai's tensor() warns on pandas' arrays
     kw = dict(use_nn=True, layers=layers or [100, 50]) if use_nn else dict(n_factors=n_factors)
     if library == 'fastcf': learn = collab_learner(dls, y_range=y_range, cbs=[FloatLosses(), *(cbs or [])], sparse=fast, **kw)
     else:
@@ -175,7 +178,7 @@ def train(
     old_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, lr, wd=wd)
+        with learn.no_bar(), learn.no_logging(), fastai_quietly(): learn.fit_one_cycle(epochs, lr, wd=wd)
     finally: torch.set_num_threads(old_threads)
     for epoch, (train_loss, valid_loss) in enumerate(learn.recorder.values):
         log(f"  epoch {epoch}: train loss {train_loss:.4f}  valid loss {valid_loss:.4f}")

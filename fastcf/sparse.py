@@ -9,8 +9,10 @@ from __future__ import annotations
 import math, functools
 import numpy as np, torch
 from torch import nn
-from fastai.optimizer import Optimizer
-from fastai.callback.core import Callback
+from .data import fastai_quietly
+with fastai_quietly():      # fastai's import-time warnings, by message and module (see fastcf.data)
+    from fastai.optimizer import Optimizer
+    from fastai.callback.core import Callback
 
 # %% auto #0
 __all__ = ['sparse_embeddings', 'has_sparse', 'LazyAdam', 'CatchUp', 'takes_sparse']

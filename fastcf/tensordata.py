@@ -8,9 +8,11 @@ Docs: https://fastcf.github.io/fastcf/tensordata.html.md"""
 from __future__ import annotations
 import numpy as np, pandas as pd, torch
 from fastcore.basics import ifnone, store_attr
-from fastai.data.core import DataLoaders
-from fastai.data.transforms import CategoryMap
-from fastai.torch_core import default_device, display_df
+from .data import fastai_quietly
+with fastai_quietly():      # fastai's import-time warnings, by message and module (see fastcf.data)
+    from fastai.data.core import DataLoaders
+    from fastai.data.transforms import CategoryMap
+    from fastai.torch_core import default_device, display_df
 
 # %% auto #0
 __all__ = ['TensorDL', 'TensorDataLoaders']
