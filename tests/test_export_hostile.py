@@ -65,7 +65,7 @@ def test_star_import_gives_only_callables_and_constants():
     ns = {}
     exec('from fastcf.export import *', ns)
     names = sorted(k for k in ns if k != '__builtins__')
-    assert names == sorted(['ACTIVATIONS', 'mlp_ops', 'run_ops', 'ExportFormatError', 'CollabExport', 'from_learner'])
+    assert names == sorted(['ACTIVATIONS', 'Side', 'mlp_ops', 'run_ops', 'ExportFormatError', 'CollabExport', 'from_learner'])
     for k in names: assert callable(ns[k]) or isinstance(ns[k], (str, int, dict)), (k, ns[k])
 
 
