@@ -146,11 +146,13 @@ def implicit_demo(
     **kwargs                       # more `train_implicit` arguments (n_factors, lr, wd, n_neg, bs, …)
 ) -> dict:
     "The implicit flow on built-in data: binarise bio activities, train, export, recommend, evaluate against popularity"
-    from fastcf.data import synthetic_ratings, Stopwatch
+    from fastcf.data import synthetic_ratings, Stopwatch, PRESETS
     say = log if log is not None else (lambda *a: None)
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     watch = Stopwatch()
     preset = 'bio-small' if small else 'bio'
+    say(f"implicit demo: generating the {preset} preset ({PRESETS[preset]['n_users']:,} molecules × "
+        f"{PRESETS[preset]['n_items']:,} targets), actives at pchembl >= {threshold}")
     ratings = synthetic_ratings(preset=preset, seed=seed)
     user, item, value = ratings.columns
     actives = ratings.loc[ratings[value] >= threshold, [user, item]]
@@ -159,7 +161,10 @@ def implicit_demo(
     say(f"data: {preset} preset, {len(actives):,} actives ({value} >= {threshold}) of {actives[user].nunique():,} {user}s × "
         f"{actives[item].nunique():,} {item}s; {len(train):,} for training, {len(test):,} held out")
     kwargs = {'n_factors': 64, 'lr': 1e-2, 'bs': 256 if small else 2048, **kwargs}
-    learn = train_implicit(train, user, item, loss=loss, epochs=(8 if small else 5) if epochs is None else epochs, seed=seed,
+    epochs = (8 if small else 5) if epochs is None else epochs
+    say(f"training: {epochs} epochs of fit_one_cycle, {loss} loss, {kwargs['n_factors']} factors, batches of {kwargs['bs']:,} "
+        f"positives with {kwargs.get('n_neg', 4)} sampled negatives each; a line per epoch (ndcg@10, recall@10 on held-out positives)")
+    learn = train_implicit(train, user, item, loss=loss, epochs=epochs, seed=seed,
                            log=log, **kwargs)
     watch.lap('train')
     exp = from_learner(learn)

@@ -53,6 +53,12 @@ def test_demo_implicit_beats_popularity(tmp_path):
     res = run('demo', '--implicit', '--small', '--out', tmp_path / 'demo')
     assert res.returncode == 0, res.stderr
     assert (tmp_path / 'demo' / 'model.fcf').exists() and (tmp_path / 'demo' / 'recs.csv').exists()
+    # size, epochs and loss are announced before training, then one line per epoch
+    lines = res.stdout.splitlines()
+    announce = next(i for i, l in enumerate(lines) if l.startswith('training: 8 epochs') and 'bpr loss' in l)
+    epochs = [i for i, l in enumerate(lines) if l.startswith('epoch ')]
+    assert lines[0].startswith('implicit demo: generating the bio-small preset (3,000 molecules'), lines[0]
+    assert len(epochs) == 8 and announce < epochs[0], lines
     for metric in ('ndcg@10', 'recall@10'):
         model, popularity = map(float, re.search(rf'{metric}\s+([\d.]+)\s+([\d.]+)', res.stdout).groups())
         assert model > popularity, (metric, model, popularity)
