@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np, pandas as pd
 
 # %% auto #0
-__all__ = ['PRESETS', 'FASTAI_WARNINGS', 'ML100K_COLUMNS', 'synthetic_ratings', 'fastai_quietly', 'movielens_100k', 'Stopwatch']
+__all__ = ['PRESETS', 'FASTAI_WARNINGS', 'ML100K_COLUMNS', 'ML100K_WHEEL', 'synthetic_ratings', 'fastai_quietly',
+           'movielens_100k', 'movielens_100k_from_pypi', 'Stopwatch']
 
 # %% ../nbs/01_data.ipynb #5bb78358
 PRESETS = {
@@ -136,6 +137,53 @@ def movielens_100k(
     if df.shape[1] != 4 or df.isna().any().any():
         raise ValueError(f"{file} does not look like MovieLens u.data (4 tab-separated integer columns)")
     return df
+
+# %% ../nbs/01_data.ipynb #062cb99c
+import io, os, subprocess, sys, zipfile
+
+ML100K_WHEEL = 'recbole==1.2.1'                         # the PyPI wheel that carries a copy of MovieLens-100k
+_RECBOLE_ML100K = 'recbole/dataset_example/ml-100k/ml-100k.'
+
+def _write_atomic(frame:pd.DataFrame, file:Path, **kwargs):
+    tmp = file.with_name(file.name + '.tmp')
+    frame.to_csv(tmp, sep='\t', index=False, **kwargs)
+    os.replace(tmp, file)
+
+def _ml100k_from_wheel(wheel:Path, folder:Path) -> Path:
+    "Write `u.data`, `items.tsv` and `users.tsv` into `folder` from the recbole wheel `wheel`"
+    with zipfile.ZipFile(wheel) as z: raw = {m: z.read(_RECBOLE_ML100K + m) for m in ('inter', 'item', 'user')}
+    read = lambda m: pd.read_csv(io.BytesIO(raw[m]), sep='\t', dtype=str, keep_default_na=False)
+    inter = read('inter')
+    inter.columns = ML100K_COLUMNS
+    _write_atomic(inter.astype('int64'), folder / 'u.data', header=False)
+    items = read('item')
+    items.columns = ['movie', 'title', 'year', 'genres']
+    has_year = items.year != 'unkonwn'                  # movie 267: 'unknown' in u.item, misspelt in both fields here
+    items['title'] = items.title.where(~has_year, items.title + ' (' + items.year + ')')   # u.item's 'Title (Year)'
+    items['year'] = pd.to_numeric(items.year, errors='coerce').astype('Int64')           # 1412's year field is 'V'
+    items['genres'] = items.genres.str.split().str.join('|')
+    _write_atomic(items.astype({'movie': 'int64'}), folder / 'items.tsv')
+    users = read('user')
+    users.columns = ['user', 'age', 'gender', 'occupation', 'zip']
+    _write_atomic(users.astype({'user': 'int64', 'age': 'int64'}), folder / 'users.tsv')
+    return folder
+
+def movielens_100k_from_pypi(
+    folder=None, # where to keep the files (None: `$FASTCF_DATA/ml-100k`, default `~/.cache/fastcf/ml-100k`)
+) -> Path:
+    "A folder holding MovieLens-100k (`u.data`, `items.tsv`, `users.tsv`), from the copy in the recbole 1.2.1 wheel on PyPI"
+    folder = Path(folder) if folder is not None else Path(os.environ.get('FASTCF_DATA', Path.home() / '.cache' / 'fastcf')) / 'ml-100k'
+    if all((folder / f).is_file() for f in ('u.data', 'items.tsv', 'users.tsv')): return folder
+    wheels = folder / 'wheel'
+    found = sorted(wheels.glob('recbole-*.whl'))
+    if not found:
+        cmd = [sys.executable, '-m', 'pip', 'download', '--no-deps', '--quiet', ML100K_WHEEL, '-d', str(wheels)]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        found = sorted(wheels.glob('recbole-*.whl'))
+        if done.returncode or not found:
+            raise RuntimeError(f"could not download {ML100K_WHEEL} from PyPI with `{' '.join(cmd[1:])}`: "
+                               f"{(done.stderr or done.stdout).strip()[-500:]}")
+    return _ml100k_from_wheel(found[0], folder)
 
 # %% ../nbs/01_data.ipynb #e6de04a1
 import time
