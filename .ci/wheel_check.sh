@@ -61,5 +61,8 @@ flow_start=$(date +%s)
 "$work/venv/bin/python" readme_flow.py > flow.log 2>&1 || { cat flow.log >&2; echo "ERROR: README's notebook flow failed" >&2; exit 1; }
 tail -1 flow.log | sed 's/^/  /'
 test -s model.fcf || { echo "ERROR: README's notebook flow wrote no model.fcf" >&2; exit 1; }
+if grep -qi "warning" flow.log; then   # a newcomer running README's code sees no warning fastcf did not explain
+  cat flow.log >&2; echo "ERROR: README's notebook flow printed a warning" >&2; exit 1
+fi
 echo "  README notebook flow: $(( $(date +%s) - flow_start ))s"
 lap "README notebook flow"

@@ -22,3 +22,17 @@ def test_module_table_check_fails_when_stale(tmp_path):
         (tmp_path / 'README.md').write_text('\n'.join(stale))
         out = check(tmp_path / 'README.md')
         assert out.returncode == 1 and 'stale' in out.stderr, out
+
+READMEPY = ROOT / 'tools' / 'readme.py'
+
+def test_readme_is_generated_from_index():
+    "README.md is exactly `tools/readme.py`'s rendering of nbs/index.ipynb, so the two cannot drift"
+    out = subprocess.run([sys.executable, str(READMEPY), '--check'], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+
+def test_readme_check_fails_when_they_drift(tmp_path):
+    "The check is not vacuous: a README with one sentence edited by hand is refused"
+    text = (ROOT / 'README.md').read_text()
+    (tmp_path / 'README.md').write_text(text.replace('## Why', '## Why fastcf', 1))
+    out = subprocess.run([sys.executable, str(READMEPY), '--check', '--readme', str(tmp_path / 'README.md')], capture_output=True, text=True)
+    assert out.returncode == 1 and 'stale' in out.stderr, out
