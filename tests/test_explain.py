@@ -164,3 +164,18 @@ def test_movielens_genres_explain_the_trained_hybrid(ml100k, ml100k_path):
             u = model.represent('user', torch.tensor([dls.classes['user'].o2i[user]]))[0].double()
             v = model.represent('item', torch.tensor([dls.classes['movie'].o2i[movie]]))[0].double()
         assert abs(got.contribution.sum() - (u[:-1] @ v[:-1] + u[-1] + v[-1]).item()) < 1e-5
+
+
+def test_a_side_without_features_is_its_identity():
+    "An export with item features only: the user's vector is one term, and no user table is needed"
+    exp, p = _hand_hybrid(seed=6)
+    items_only = CollabExport('dot', 'user', 'movie', exp.users, exp.items, exp.user_factors, exp.item_factors, exp.user_bias,
+                              exp.item_bias, y_range=(0, 5), item_features=exp.item_features)
+    got = explain(items_only, 'u2', 110, by='feature', item_features=p['ifeat'])
+    assert [t for t in got.term if t.startswith('user')] == ['user identity']
+    u, i = items_only.users.rows(['u2'])[0], items_only.items.rows([110])[0]
+    t = got.set_index('term')
+    assert abs(t.loc['user identity', 'contribution'] - (items_only.user_factors[u].astype(np.float64) @ items_only.item_factors[i] / 2
+                                                         + items_only.user_bias[u])) < 1e-5
+    assert abs(got.attrs['score'] - predict(items_only, pd.DataFrame({'user': ['u2'], 'movie': [110]}))[0]) < 1e-5
+    with pytest.raises(ValueError, match='pass item_features='): explain(items_only, 'u2', 110, by='feature')
