@@ -1,4 +1,4 @@
-"""Why a user gets an item: the dot model's score taken apart term by term, "because you rated X and Y" from the user's own history, and a plot to show a colleague.
+"""Why a user gets an item: the dot model's score taken apart term by term (by factor, or by identity and side feature for a hybrid model), "because you rated X and Y" from the user's own history, and a plot to show a colleague.
 
 Docs: https://fastcf.github.io/fastcf/explain.html.md"""
 
@@ -6,9 +6,11 @@ Docs: https://fastcf.github.io/fastcf/explain.html.md"""
 
 # %% ../nbs/41_explain.ipynb #5d5ce846
 from __future__ import annotations
+from types import SimpleNamespace
 import numpy as np, pandas as pd, torch
 from .export import CollabExport, checks_export
-from .vocab import unknown_policy, check_k, check_columns, id_rows
+from .vocab import unknown_policy, check_k, check_columns, id_rows, as_id_array
+from .features import FeatureTable, feature_table, check_id_kind
 from .models import sigmoid_range
 from .candidates import PairSet
 
@@ -21,48 +23,106 @@ def _one_row(voc, the_id, what:str) -> int:
     if not (isinstance(the_id, str) or np.isscalar(the_id)): raise TypeError(f"{what} must be one ID, got {type(the_id).__name__}")
     return int(id_rows(voc, [the_id], 'raise', what)[0])
 
+def _feature_row(given, the_id, voc, side:str) -> FeatureTable:
+    "The feature row of one ID from a table in any form `feature_table` takes (an empty table when it has no row)"
+    if isinstance(given, FeatureTable): ids = given.ids
+    elif isinstance(given, pd.DataFrame): ids = as_id_array(given.index)
+    elif isinstance(given, tuple) and len(given) in (2, 3): ids = as_id_array(given[1])
+    else: return feature_table(given, side)                                  # the error naming the forms it takes
+    check_id_kind(SimpleNamespace(ids=ids, side=side), voc)                  # '5' against 5 is an error, not an empty row
+    pos = np.flatnonzero(ids == the_id)
+    if isinstance(given, FeatureTable): return given.take(pos)
+    if isinstance(given, pd.DataFrame): return feature_table(given.iloc[pos], side)   # one row: never the whole table densified
+    if not hasattr(given[0], 'tocsr'): return feature_table(given, side)
+    return feature_table((given[0].tocsr()[pos], ids[pos], *given[2:]), side)
+
+def _parts(exp:CollabExport, side:str, row:int, the_id, given) -> tuple:
+    "`(terms, vectors, biases)` of one row: its identity (when it has one) and each active feature, in float64"
+    s, feats = exp.side(side), getattr(exp, f'{side}_features')
+    vec, bias = s.factors[row].astype(np.float64), float(s.bias[row])
+    if feats is None: return [f'{side} identity'], vec[None], np.array([bias])
+    if given is None: raise ValueError(f"this export has {side} features: pass {side}_features= (a table with the {side}'s "
+                                       f"feature row, as trained or as given to add_{side}s) to split the {side}'s vector")
+    table = _feature_row(given, the_id, s.vocab, side)
+    cols, values = feats.columns(table), table.values.astype(np.float64)
+    vecs, biases = values[:, None] * feats.weight[cols].astype(np.float64), values * feats.bias[cols].astype(np.float64)
+    terms = [f'{side} feature: {table.names[j]}' for j in table.indices]
+    ident, ident_bias = vec - vecs.sum(0), bias - biases.sum()
+    # a row without identity (add_users, identity=False) is its feature sum up to the float32 rounding of that sum
+    rounding = (len(values) + 1) * np.finfo(np.float32).eps * (np.abs(vecs).sum(0).max(initial=0) + np.abs(vec).max() + np.abs(biases).sum() + abs(bias))
+    if np.abs(ident).max() > rounding or abs(ident_bias) > rounding:
+        terms, vecs, biases = [f'{side} identity'] + terms, np.concatenate([ident[None], vecs]), np.concatenate([[ident_bias], biases])
+    return terms, vecs, biases
+
+def _by_feature(exp:CollabExport, user, item, u:int, i:int, user_features, item_features) -> pd.DataFrame:
+    "The logit as one term per part of the two vectors: each part's bias plus half its dot product with the other side's whole vector"
+    if exp.user_features is None and exp.item_features is None:
+        raise ValueError("by='feature' needs a hybrid export (trained with user_features or item_features); this one has none: use by='factor'")
+    u_terms, u_vecs, u_bias = _parts(exp, 'user', u, user, user_features)
+    i_terms, i_vecs, i_bias = _parts(exp, 'item', i, item, item_features)
+    uv, iv = exp.user_factors[u].astype(np.float64), exp.item_factors[i].astype(np.float64)
+    dot = np.concatenate([u_vecs @ iv, i_vecs @ uv]) / 2
+    bias = np.concatenate([u_bias, i_bias])
+    res = pd.DataFrame({'term': u_terms + i_terms, 'contribution': dot + bias, 'interaction': dot, 'bias': bias})
+    return res.iloc[np.argsort(-np.abs(res.contribution.values), kind='stable')].reset_index(drop=True)
+
 @checks_export
 def explain(
-    exp:CollabExport,    # an exported dot model
-    user,                # one user ID
-    item,                # one item ID
+    exp:CollabExport,     # an exported dot model
+    user,                 # one user ID
+    item,                 # one item ID
+    by:str='factor',      # 'factor': the biases and one term per factor; 'feature': one term per identity and side feature (hybrid)
+    user_features=None,   # with by='feature': the user's features, in any form `feature_table` takes (a table with its row)
+    item_features=None,   # with by='feature': the item's features, likewise
 ) -> pd.DataFrame:
-    "The logit of (`user`, `item`) as terms [term, contribution]: user bias, item bias, then factors by absolute contribution"
+    "The logit of (`user`, `item`) as terms [term, contribution] (largest first): by factor, or by identity and side feature"
     if exp.kind != 'dot':
         raise ValueError(f"explain needs a dot model (score = u·v + biases); this export is {exp.kind!r}, whose MLP has no "
                          "additive decomposition: use because(exp, user, item, history) for the items behind a recommendation")
+    if by not in ('factor', 'feature'): raise ValueError(f"by must be 'factor' or 'feature', got {by!r}")
+    if by == 'factor' and (user_features is not None or item_features is not None):
+        raise ValueError("user_features and item_features split the vectors by feature: pass them with by='feature'")
     u, i = _one_row(exp.users, user, 'user'), _one_row(exp.items, item, 'item')
-    products = exp.user_factors[u].astype(np.float64) * exp.item_factors[i].astype(np.float64)
-    order = np.argsort(-np.abs(products), kind='stable')
-    res = pd.DataFrame({'term': ['user bias', 'item bias'] + [f'factor {j}' for j in order],
-                        'contribution': np.concatenate([[exp.user_bias[u], exp.item_bias[i]], products[order]])})
-    logit = float(res.contribution.sum())
+    uv, iv = exp.user_factors[u].astype(np.float64), exp.item_factors[i].astype(np.float64)
+    logit = float(uv @ iv + float(exp.user_bias[u]) + float(exp.item_bias[i]))
+    if by == 'feature': res = _by_feature(exp, user, item, u, i, user_features, item_features)
+    else:
+        products = uv * iv
+        order = np.argsort(-np.abs(products), kind='stable')
+        res = pd.DataFrame({'term': ['user bias', 'item bias'] + [f'factor {j}' for j in order],
+                            'contribution': np.concatenate([[exp.user_bias[u], exp.item_bias[i]], products[order]])})
     low_high = exp.y_range
     score = logit if low_high is None else float(sigmoid_range(torch.tensor(logit, dtype=torch.float64), *low_high))
-    res.attrs.update(user=user, item=item, logit=logit, score=score, y_range=low_high)
+    res.attrs.update(user=user, item=item, logit=logit, score=score, y_range=low_high, by=by)
     return res
 
 # %% ../nbs/41_explain.ipynb #7c085eae
 def plot_explanation(
     expl:pd.DataFrame,    # the frame `explain` returns
     ax=None,              # matplotlib Axes to draw on (None: a new figure)
-    top:int=None,         # show only the first `top` terms (the biases and the largest factors)
+    top:int=10,           # bars for the `top` terms of largest |contribution|, then one bar for the sum of the rest (None: every term)
 ):
-    "Bar chart of `explain`'s contributions; returns the Axes"
+    "Bar chart of `explain`'s largest contributions and one bar for the rest; returns the Axes"
     try: import matplotlib.pyplot as plt
     except ImportError: raise ImportError("plot_explanation needs matplotlib: pip install 'fastcf[plot]' (or pip install matplotlib)") from None
     if not isinstance(expl, pd.DataFrame) or not {'term', 'contribution'} <= set(expl.columns):
         raise TypeError(f"plot_explanation needs the DataFrame explain() returns, with columns term and contribution, got {type(expl).__name__}")
-    shown = expl if top is None else expl.iloc[:top]
-    if ax is None: _, ax = plt.subplots(figsize=(6, 0.3 * len(shown) + 1))
-    values = shown.contribution.values[::-1]
-    ax.barh(shown.term.values[::-1], values, color=np.where(values >= 0, 'tab:green', 'tab:red'))
+    if top is not None: top = check_k(top, 'top')
+    order = np.argsort(-np.abs(expl.contribution.values), kind='stable')
+    shown, rest = order[:top], order[len(order) if top is None else top:]
+    terms, values = list(expl.term.values[shown]), list(expl.contribution.values[shown])
+    if len(rest): terms.append(f'the other {len(rest)} terms'); values.append(float(expl.contribution.values[rest].sum()))
+    if ax is None: _, ax = plt.subplots(figsize=(6, 0.3 * len(terms) + 1.2))
+    values = np.array(values[::-1], dtype=np.float64)
+    colours = np.where(values >= 0, 'tab:green', 'tab:red').astype(object)
+    if len(rest): colours[0] = 'tab:grey'                                   # the rest, drawn at the bottom
+    ax.barh(terms[::-1], values, color=list(colours))
     ax.axvline(0, color='grey', lw=0.8)
     attrs = expl.attrs
     if 'logit' in attrs:
         ax.set_title(f"user {attrs['user']!r}, item {attrs['item']!r}: logit {attrs['logit']:.3f}"
                      + (f", score {attrs['score']:.3f}" if attrs.get('y_range') is not None else ''))
-    ax.set_xlabel('contribution to the logit')
+    ax.set_xlabel('contribution to the logit' + (f' (top {len(shown)} of {len(order)} terms)' if len(rest) else ''))
     return ax
 
 # %% ../nbs/41_explain.ipynb #4fe01633

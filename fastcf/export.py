@@ -375,32 +375,50 @@ def biases(self:CollabExport,
     return pd.Series(s.bias[s.real], index=pd.Index(s.vocab.ids, name=s.name), name='bias')
 
 # %% ../nbs/05_export.ipynb #5e6a1b5a
+def _free_labels(ax, xy:np.ndarray, labels:list, fontsize:float=9) -> list:
+    "Label the points `xy` in order where the label overlaps no label placed before (right, left, above or below the point); returns the Texts"
+    renderer = ax.figure.canvas.get_renderer()
+    offsets = [((4, 0), 'left', 'center'), ((-4, 0), 'right', 'center'), ((0, 4), 'center', 'bottom'), ((0, -4), 'center', 'top')]
+    placed, boxes = [], []
+    for (x, y), label in zip(xy, labels):
+        for offset, ha, va in offsets:
+            text = ax.annotate(str(label), (x, y), xytext=offset, textcoords='offset points', ha=ha, va=va, fontsize=fontsize)
+            box = text.get_window_extent(renderer)
+            if not any(box.overlaps(b) for b in boxes): placed.append(text); boxes.append(box); break
+            text.remove()
+    return placed
+
 @patch
 def plot_factors(self:CollabExport,
     side:str='item',    # 'item' or 'user'
-    ids=None,           # IDs to draw (default: the `n` with most training interactions, else the largest |bias|)
+    ids=None,           # IDs to draw (default: the `n` with most training interactions, else the largest |bias|, else the longest factors)
     n:int=50,           # how many to draw when `ids` is None
     labels=None,        # optional mapping from ID to label (e.g. a Series of titles)
     ax=None,            # matplotlib axes to draw on
     figsize=(10, 10),
 ):
-    "Scatter of the first two principal components of the factors, each point labelled (needs matplotlib)"
+    "Scatter of the first two principal components of the factors, titled with the side, the selection and the variance explained (needs matplotlib)"
     try: import matplotlib.pyplot as plt
     except ImportError: raise ImportError("plot_factors needs matplotlib: pip install 'fastcf[plot]' (or matplotlib)") from None
     s = self.side(side)
     voc, fac, bias, counts = s.vocab, s.factors, s.bias, s.counts
     real = fac[voc.n_pad:].astype(np.float64)
     centred = real - real.mean(0)
-    _, _, vt = np.linalg.svd(centred, full_matrices=False)
-    coords = centred @ vt[:2].T
+    _, sv, vt = np.linalg.svd(centred, full_matrices=False)
+    coords, share = centred @ vt[:2].T, sv[:2] ** 2 / max((sv ** 2).sum(), np.finfo(np.float64).tiny)
     if ids is None:
-        key = counts[voc.n_pad:] if counts is not None else np.abs(bias[voc.n_pad:]) if bias is not None else np.linalg.norm(real, axis=1)
+        key, rule = ((counts[voc.n_pad:], 'most training interactions') if counts is not None else
+                     (np.abs(bias[voc.n_pad:]), 'largest |bias|') if bias is not None else (np.linalg.norm(real, axis=1), 'longest factor vectors'))
         pos = np.argsort(-key, kind='stable')[:n]
-    else: pos = voc.rows(ids) - voc.n_pad
+        chosen = f"the {len(pos):,} with the {rule}"
+    else:
+        pos = voc.rows(ids) - voc.n_pad
+        chosen = f"{len(pos):,} chosen ID{'s' * (len(pos) != 1)}"
     if ax is None: _, ax = plt.subplots(figsize=figsize)
     ax.scatter(coords[pos, 0], coords[pos, 1], s=8)
-    for p in pos:
-        label = voc.ids[p] if labels is None else labels[voc.ids[p]]
-        ax.text(coords[p, 0], coords[p, 1], str(label), fontsize=9)
-    ax.set_xlabel('PC 1'); ax.set_ylabel('PC 2')
+    ax.get_xlim(), ax.get_ylim()                                        # the limits, final before labels are placed
+    ax.set_xlabel(f'PC1 ({100 * share[0]:.1f}% of variance)'); ax.set_ylabel(f'PC2 ({100 * share[1]:.1f}% of variance)')
+    placed = _free_labels(ax, coords[pos], [voc.ids[p] if labels is None else labels[voc.ids[p]] for p in pos])
+    unlabelled = f"; {len(placed):,} labelled (the rest would overlap)" if len(placed) < len(pos) else ''
+    ax.set_title(f"{side} factors ({s.name}): {chosen}\nPCA of all {len(real):,} {side}s{unlabelled}")
     return ax
