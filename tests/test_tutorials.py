@@ -11,7 +11,8 @@ rt = importlib.util.module_from_spec(_spec); _spec.loader.exec_module(rt)
 NOTEBOOKS = rt.tutorials()
 
 def test_tutorials_found():
-    "The glob finds every tutorial notebook (a misnamed one would escape every check below)"
+    "The glob finds the tutorials, and every one (a misnamed one would escape every check below; none, and they pass vacuously)"
+    assert NOTEBOOKS, f'no nbs/{rt.PATTERN}'
     assert set(NOTEBOOKS) == set(rt.NBS.glob('*tutorial*.ipynb')), NOTEBOOKS
 
 @pytest.mark.parametrize('path', NOTEBOOKS, ids=lambda p: p.name)
