@@ -3,6 +3,7 @@
     python tools/run_tutorials.py                          # every nbs/8?_tutorial.*.ipynb
     python tools/run_tutorials.py nbs/83_tutorial.rules.ipynb ...   # just these
     python tools/run_tutorials.py --check                  # execute nothing: check the saved outputs only
+    python tools/run_tutorials.py --slowest 3 ...          # also print each notebook's three slowest cells
 
 Each notebook runs top to bottom in a fresh Python process (a new execnb `CaptureShell`, nbdev's own runner), with `nbs/`
 as working directory and this checkout first on `sys.path`, like `nbdev-test`. On success the notebook is rewritten
@@ -128,19 +129,23 @@ from execnb.shell import CaptureShell, read_nb, write_nb
 src = Path(sys.argv[1]); tmp = src.with_name('.' + src.name + '.running')
 nb = read_nb(src)
 shell = CaptureShell(path=src.parent)
-state = {'i': -1}
-def pre(cell): state['i'] = cell.idx_; return False
-try: shell.run_all(nb, exc_stop=True, preproc=pre)
+import time
+state, took = {'i': -1, 't': 0.}, []
+def pre(cell): state.update(i=cell.idx_, t=time.perf_counter()); return False
+def post(cell): took.append((time.perf_counter() - state['t'], cell.idx_, cell.source.strip().splitlines()[0][:60] if cell.source.strip() else ''))
+try: shell.run_all(nb, exc_stop=True, preproc=pre, postproc=post)
 except BaseException as e:
     print(f"{src.name}: cell {state['i']} raised {type(e).__name__}: {e}", file=sys.stderr); sys.exit(1)
 write_nb(nb, tmp); os.replace(tmp, src)
+if int(sys.argv[2]):
+    for t, i, first in sorted(took, reverse=True)[:int(sys.argv[2])]: print(f"  {t:6.1f} s  cell {i}: {first}")
 '''
 
-def run(path:Path, timeout:int) -> float:
+def run(path:Path, timeout:int, slowest:int=0) -> float:
     "Execute one notebook in place in a fresh process (cwd nbs/), then nbdev-clean it; its wall time in seconds"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT)] + [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p]))
     t0 = time.perf_counter()
-    try: done = subprocess.run([sys.executable, '-c', CHILD, str(path)], cwd=path.parent, env=env, timeout=timeout)
+    try: done = subprocess.run([sys.executable, '-c', CHILD, str(path), str(slowest)], cwd=path.parent, env=env, timeout=timeout)
     except subprocess.TimeoutExpired: sys.exit(f"{path.name}: did not finish in {timeout} s")
     took = time.perf_counter() - t0
     if done.returncode: sys.exit(f"{path.name}: execution failed (see above); the notebook was left as it was")
@@ -159,13 +164,14 @@ def main(argv=None):
     p.add_argument('notebooks', nargs='*', help=f'notebooks to run (default: nbs/{PATTERN})')
     p.add_argument('--check', action='store_true', help='execute nothing; check the saved outputs only')
     p.add_argument('--timeout', type=int, default=900, help='seconds allowed per notebook')
+    p.add_argument('--slowest', type=int, default=0, help='also print the wall time of the N slowest cells of each notebook')
     a = p.parse_args(argv)
     paths = tutorials(a.notebooks)
     if not paths: sys.exit(f'no notebooks found (nbs/{PATTERN})')
     ok = True
     for path in paths:
         if not a.check:
-            took = run(path, a.timeout)
+            took = run(path, a.timeout, a.slowest)
             print(f'{path.name}: executed in {took:.1f} s wall')
         ok &= check(path)
     if not ok: sys.exit('some saved outputs are wrong (above): fix the notebook and run tools/run_tutorials.py again')
