@@ -128,7 +128,7 @@ from pathlib import Path
 from execnb.shell import CaptureShell, read_nb, write_nb
 src = Path(sys.argv[1]); tmp = src.with_name('.' + src.name + '.running')
 nb = read_nb(src)
-shell = CaptureShell(path=src.parent)
+shell = CaptureShell(path=src.parent, mpl_format='png')   # not 'retina': nbdev-clean drops the size metadata, doubling the figure
 import time
 state, took = {'i': -1, 't': 0.}, []
 def pre(cell): state.update(i=cell.idx_, t=time.perf_counter()); return False
