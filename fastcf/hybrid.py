@@ -44,8 +44,9 @@ class HybridDataLoaders:
         if implicit:
             return ImplicitDataLoaders.from_df(ratings, user_name, item_name, valid_pct=valid_pct, seed=seed,
                                                user_features=user_features, item_features=item_features, **kwargs)
-        dls = CollabDataLoaders.from_df(ratings, valid_pct=valid_pct, user_name=user_name, item_name=item_name,
-                                        rating_name=rating_name, seed=seed, **kwargs)
+        with fastai_quietly():   # fastai's tensor() warns on pandas' read-only arrays (see fastcf.data)
+            dls = CollabDataLoaders.from_df(ratings, valid_pct=valid_pct, user_name=user_name, item_name=item_name,
+                                            rating_name=rating_name, seed=seed, **kwargs)
         return attach_features(dls, user_features, item_features)
 
 # %% ../nbs/35_hybrid.ipynb #51ea949b
