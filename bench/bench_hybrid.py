@@ -1,7 +1,10 @@
 """Cold-start items on MovieLens-100k: fastcf's hybrid model vs LightFM (WARP, BPR) with the same side features, a
 per-feature popularity prior, and random.
 
-    python bench/bench_hybrid.py [--seeds 0 1 2] [--out bench/results/hybrid.csv] [--explicit]
+    python bench/bench_hybrid.py [--seeds 0 1 2] [--out bench/results/hybrid.csv] [--threads 1]
+    python bench/bench_hybrid.py --tune 'loss=bpr' 'idrop=0' …   # each config on a validation split of the training items
+    python bench/bench_hybrid.py --warm                           # a random split of the positives: hybrid vs plain
+    python bench/bench_hybrid.py --explicit | --bio
 
 LightFM is optional (`pip install lightfm`, built from source); without it its rows are skipped and the script says so.
 
@@ -23,6 +26,13 @@ With `--explicit`, instead: explicit ratings, cold items. The same 20% of items 
 a hybrid dot model trained with MSE and y_range (0.5, 5.5) on the other ratings scores the held-out ratings from the
 items' features alone (`add_items`); RMSE against the global mean plus the user's bias (what a model without features
 can say about an item it never saw).
+With `--warm`: the same positives split at random (20% of the pairs held out, per seed); every training user with a held-out
+positive on a training item ranks every training item it has no training positive for; NDCG@10 and recall@10 of the
+hybrid (identity + features) against the plain model (`implicit_learner`: identities only) with the same settings.
+With `--tune`: the cold-items protocol inside the training items only (20% of them held out as validation-cold items, by
+a seed of their own), for each configuration given; the cold test items are never scored.
+Threads: torch and LightFM get the same `--threads` (default 1: on a shared, loaded machine more threads than free cores
+make torch's OpenMP spin and run many times slower). `fit s` is the training call alone; `seconds` data to scores.
 """
 import argparse, os, sys, time, warnings, zipfile, io
 from pathlib import Path
@@ -68,10 +78,13 @@ def split(ratings, seed):
     is_cold = pos.movie.isin(cold)
     return pos[~is_cold].reset_index(drop=True), pos[is_cold].reset_index(drop=True), cold
 
-def metrics(scores:np.ndarray, users:np.ndarray, cold:np.ndarray, test:pd.DataFrame) -> dict:
-    "Mean NDCG@K, recall@K and AUC over `users` of `scores` [users, cold items]"
+def metrics(scores:np.ndarray, users:np.ndarray, cold:np.ndarray, test:pd.DataFrame, seen:np.ndarray=None) -> dict:
+    "Mean NDCG@K, recall@K and AUC over `users` of `scores` [users, cold items]; `seen` [users, items]: left out of the ranking"
     col = pd.Index(cold).get_indexer(test.movie); row = pd.Index(users).get_indexer(test.user)
     truth = np.zeros(scores.shape, bool); truth[row, col] = True
+    n_seen = np.zeros(len(users))
+    if seen is not None:
+        scores = np.where(seen, -np.inf, scores); n_seen = seen.sum(1)     # all seen share the lowest ranks
     top = np.argsort(-scores, axis=1, kind='stable')[:, :K]
     hits = np.take_along_axis(truth, top, 1)
     disc = 1 / np.log2(np.arange(2, K + 2))
@@ -80,16 +93,31 @@ def metrics(scores:np.ndarray, users:np.ndarray, cold:np.ndarray, test:pd.DataFr
     recall = hits.sum(1) / n_pos
     from scipy.stats import rankdata
     ranks = rankdata(scores, axis=1)                       # average ranks: ties count half
-    n_neg = scores.shape[1] - n_pos
-    auc = ((ranks * truth).sum(1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+    n_neg = scores.shape[1] - n_pos - n_seen
+    auc = ((ranks * truth).sum(1) - n_pos * n_seen - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
     return dict(ndcg=ndcg.mean(), recall=recall.mean(), auc=auc.mean())
 
-def fastcf_scores(train, users_eval, cold, item_feats, user_feats, seed, cfg):
+FIT = {}    # seconds of the last training call, by method (what `fit s` reports)
+
+def fastcf_learner(train, item_feats, user_feats, seed, cfg, features=True):
+    "A trained hybrid (or, `features=False`, plain `implicit_learner`) Learner on the positives `train`"
     set_seed(seed, reproducible=True)
-    dls = HybridDataLoaders.from_df(train, user_features=user_feats, item_features=item_feats, implicit=True, valid_pct=0,
-                                    seed=seed, bs=cfg['bs'], n_neg=cfg['n_neg'], device='cpu')
-    learn = hybrid_learner(dls, n_factors=cfg['n_factors'], loss=cfg['loss'], identity_drop={'user': cfg['udrop'], 'item': cfg['idrop']})
+    kw = dict(valid_pct=0, seed=seed, bs=cfg['bs'], n_neg=cfg['n_neg'], device='cpu')
+    if features:
+        dls = HybridDataLoaders.from_df(train, user_features=user_feats, item_features=item_feats, implicit=True, **kw)
+        learn = hybrid_learner(dls, n_factors=cfg['n_factors'], loss=cfg['loss'], sparse=cfg['sparse'],
+                               identity_drop={'user': cfg['udrop'], 'item': cfg['idrop']})
+    else:
+        from fastcf.implicit import implicit_learner, ImplicitDataLoaders
+        dls = ImplicitDataLoaders.from_df(train, 'user', 'movie', **kw)
+        learn = implicit_learner(dls, n_factors=cfg['n_factors'], loss=cfg['loss'], sparse=cfg['sparse'], metrics=[])
+    t = time.perf_counter()
     with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(cfg['epochs'], cfg['lr'], wd=cfg['wd'])
+    FIT['fastcf'] = time.perf_counter() - t
+    return learn
+
+def fastcf_scores(train, users_eval, cold, item_feats, user_feats, seed, cfg):
+    learn = fastcf_learner(train, item_feats, user_feats, seed, cfg)
     exp = from_learner(learn).add_items(item_feats.loc[cold])
     u, i = exp.users.rows(users_eval), exp.items.rows(cold)
     return exp.user_factors[u] @ exp.item_factors[i].T + exp.user_bias[u][:, None] + exp.item_bias[i][None, :]
@@ -109,9 +137,11 @@ def lightfm_scores(train, users_eval, cold, item_feats, user_feats, seed, cfg):
                           shape=(n_u, len(iid)))
     model = LightFM(loss=cfg['loss'], no_components=cfg['n_factors'], learning_rate=cfg['lr'], item_alpha=cfg['alpha'],
                     user_alpha=cfg['alpha'], random_state=seed)
-    model.fit(inter, user_features=U, item_features=I, epochs=cfg['epochs'], num_threads=2)
+    t = time.perf_counter()
+    model.fit(inter, user_features=U, item_features=I, epochs=cfg['epochs'], num_threads=THREADS)
+    FIT['LightFM'] = time.perf_counter() - t
     u = np.repeat(uid.get_indexer(users_eval), len(cold)); i = np.tile(iid.get_indexer(cold), len(users_eval))
-    return model.predict(u, i, user_features=U, item_features=I, num_threads=2).reshape(len(users_eval), len(cold))
+    return model.predict(u, i, user_features=U, item_features=I, num_threads=THREADS).reshape(len(users_eval), len(cold))
 
 def prior_scores(train, users_eval, cold, item_feats, *_):
     counts = train.movie.value_counts().reindex(item_feats.index, fill_value=0).to_numpy(np.float64)
@@ -124,21 +154,29 @@ def prior_scores(train, users_eval, cold, item_feats, *_):
 def random_scores(train, users_eval, cold, item_feats, user_feats, seed, cfg):
     return np.random.default_rng(seed).random((len(users_eval), len(cold)))
 
-FASTCF = dict(n_factors=64, loss='sampled_softmax', udrop=0., idrop=0.5, epochs=5, lr=1e-2, wd=0.1, bs=1024, n_neg=8)
+THREADS = 1
+FASTCF = dict(n_factors=64, loss='sampled_softmax', udrop=0., idrop=0.5, epochs=5, lr=3e-2, wd=0.1, bs=1024, n_neg=8, sparse=True)
+# LightFM: the settings the validation-cold split of the training items chose (`--tune`, see the hybrid page), per loss
+WARP = dict(loss='warp', n_factors=64, lr=0.05, alpha=1e-6, epochs=10)
+BPR = dict(loss='bpr', n_factors=64, lr=0.05, alpha=1e-4, epochs=30)
 METHODS = {
     'fastcf hybrid': (fastcf_scores, FASTCF),
-    'LightFM WARP': (lightfm_scores, dict(loss='warp', identity=True, n_factors=64, lr=0.05, alpha=1e-6, epochs=30)),
-    'LightFM WARP feat': (lightfm_scores, dict(loss='warp', identity=False, n_factors=64, lr=0.05, alpha=1e-6, epochs=30)),
-    'LightFM BPR': (lightfm_scores, dict(loss='bpr', identity=True, n_factors=64, lr=0.05, alpha=1e-6, epochs=30)),
-    'LightFM BPR feat': (lightfm_scores, dict(loss='bpr', identity=False, n_factors=64, lr=0.05, alpha=1e-6, epochs=30)),
+    'fastcf hybrid, dense Adam': (fastcf_scores, {**FASTCF, 'sparse': False}),
+    'LightFM WARP': (lightfm_scores, dict(identity=True, **WARP)),
+    'LightFM WARP feat': (lightfm_scores, dict(identity=False, **WARP)),
+    'LightFM BPR': (lightfm_scores, dict(identity=True, **BPR)),
+    'LightFM BPR feat': (lightfm_scores, dict(identity=False, **BPR)),
     'popularity prior': (prior_scores, {}),
     'random': (random_scores, {}),
 }
 
 EXPLICIT = dict(n_factors=32, idrop=0.5, epochs=5, lr=5e-3, wd=0.1, bs=1024)
 
-def explicit_rmse(ratings, item_feats, user_feats, seed, cfg=EXPLICIT) -> dict:
-    "RMSE of cold items' ratings: hybrid from features alone vs global mean + user bias"
+PATHS = {'fast': (True, True), 'tensor, dense Adam': (True, False), 'fastai (CollabDataLoaders, dense Adam)': (False, False)}
+
+def explicit_rmse(ratings, item_feats, user_feats, seed, cfg=EXPLICIT, path='fast') -> dict:
+    "RMSE of cold items' ratings: hybrid from features alone (trained on `path`, see `PATHS`) vs global mean + user bias"
+    fast, sparse = PATHS[path]
     _, _, cold = split(ratings, seed)
     is_cold = ratings.movie.isin(cold)
     train, held = ratings[~is_cold].reset_index(drop=True), ratings[is_cold].reset_index(drop=True)
@@ -148,12 +186,16 @@ def explicit_rmse(ratings, item_feats, user_feats, seed, cfg=EXPLICIT) -> dict:
     set_seed(seed, reproducible=True)
     t = time.perf_counter()
     dls = HybridDataLoaders.from_df(train, user_features=user_feats, item_features=item_feats, valid_pct=0.05, seed=seed,
-                                    bs=cfg['bs'], device='cpu')
-    learn = hybrid_learner(dls, n_factors=cfg['n_factors'], y_range=(0.5, 5.5), identity_drop={'user': 0., 'item': cfg['idrop']})
+                                    bs=cfg['bs'], device='cpu', fast=fast)
+    learn = hybrid_learner(dls, n_factors=cfg['n_factors'], y_range=(0.5, 5.5), identity_drop={'user': 0., 'item': cfg['idrop']},
+                           sparse=sparse)
+    fit = time.perf_counter()
     with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(cfg['epochs'], cfg['lr'], wd=cfg['wd'])
+    fit = time.perf_counter() - fit
     exp = from_learner(learn).add_items(item_feats.loc[cold])
     pred = exp.score_rows(exp.users.rows(held.user), exp.items.rows(held.movie))
-    return dict(seed=seed, baseline=base, hybrid=np.sqrt(np.mean((pred - held.rating.to_numpy()) ** 2)), seconds=time.perf_counter() - t)
+    return dict(seed=seed, path=path, baseline=base, hybrid=np.sqrt(np.mean((pred - held.rating.to_numpy()) ** 2)), seconds=time.perf_counter() - t,
+                fit_seconds=fit)
 
 def bio_features(truth, seed, n_bits=256, n_families=20):
     """Planted fingerprints (sparse bits from random hyperplanes through each molecule's latent factors and bias, plus noise)
@@ -169,7 +211,7 @@ def bio_features(truth, seed, n_bits=256, n_families=20):
     families = pd.DataFrame(np.eye(n_families, dtype=np.float32)[fam], index=truth['item_ids'], columns=[f'family{j}' for j in range(n_families)])
     return fps, families
 
-BIO = dict(n_factors=16, idrop=0.5, epochs=4, lr=5e-3, wd=0.05, bs=1024)
+BIO = dict(n_factors=16, idrop=0.5, epochs=4, lr=5e-3, wd=0.05, bs=1024, sparse=True)
 
 def bio_rmse(seed, cfg=BIO) -> dict:
     "Held-out molecules (20%, never measured): RMSE of half their ratings from fingerprints alone, vs target bias only and vs a warm model"
@@ -190,8 +232,10 @@ def bio_rmse(seed, cfg=BIO) -> dict:
     for name, frame, feats in (('features alone', train, fps), ('warm (half their ratings seen)', pd.concat([train, revealed]), None)):
         set_seed(seed, reproducible=True)
         t = time.perf_counter()
-        dls = HybridDataLoaders.from_df(frame, user_features=fps, item_features=families, valid_pct=0.02, seed=seed, bs=cfg['bs'], device='cpu')
-        learn = hybrid_learner(dls, n_factors=cfg['n_factors'], y_range=(lo, hi), identity_drop={'user': cfg['idrop'], 'item': 0.})
+        dls = HybridDataLoaders.from_df(frame, user_features=fps, item_features=families, valid_pct=0.02, seed=seed, bs=cfg['bs'],
+                                        device='cpu', fast=cfg['sparse'])
+        learn = hybrid_learner(dls, n_factors=cfg['n_factors'], y_range=(lo, hi), identity_drop={'user': cfg['idrop'], 'item': 0.},
+                               sparse=cfg['sparse'])
         with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(cfg['epochs'], cfg['lr'], wd=cfg['wd'])
         exp = from_learner(learn)
         if name == 'features alone':
@@ -199,6 +243,77 @@ def bio_rmse(seed, cfg=BIO) -> dict:
             exp = exp.add_users((fps[0][pos], fps[1][pos], fps[2]))
         out[name] = rmse(exp.score_rows(exp.users.rows(test.molecule), exp.items.rows(test.target)))
         print(f"  seed {seed} {name}: {out[name]:.4f} ({time.perf_counter() - t:.0f} s)", flush=True)
+    return out
+
+def inner_split(train:pd.DataFrame, seed:int):
+    "The cold-items split inside the training positives: (inner train, validation positives, validation-cold items)"
+    items = np.sort(train.movie.unique())
+    held = np.sort(np.random.default_rng(seed + 1000).choice(items, size=int(round(0.2 * len(items))), replace=False))
+    is_held = train.movie.isin(held)
+    return train[~is_held].reset_index(drop=True), train[is_held].reset_index(drop=True), held
+
+def tune(ratings, item_feats, user_feats, seeds, methods, configs) -> pd.DataFrame:
+    "Each configuration (overrides of each method's settings) on the validation-cold items of each seed's training items"
+    rows = []
+    for seed in seeds:
+        train, _, _ = split(ratings, seed)                      # the cold test items are dropped here and never seen
+        inner, val, held = inner_split(train, seed)
+        users_eval = np.sort(val.user[val.user.isin(set(inner.user))].unique())
+        val = val[val.user.isin(users_eval)]
+        for name in methods:
+            fn, base = METHODS[name]
+            for conf in configs:
+                cfg = {**base, **parse_set(conf.replace(',', ' ').split(), base)}
+                scores = fn(inner, users_eval, held, item_feats, user_feats, seed, cfg)
+                rows.append(dict(method=name, config=conf, seed=seed, **metrics(scores, users_eval, held, val),
+                                 fit_seconds=FIT.get('LightFM' if name.startswith('LightFM') else 'fastcf', np.nan)))
+                print(f"seed {seed}  {name} [{conf}]  ndcg@10 {rows[-1]['ndcg']:.4f}  recall@10 {rows[-1]['recall']:.4f}  "
+                      f"auc {rows[-1]['auc']:.4f}  fit {rows[-1]['fit_seconds']:.1f} s", flush=True)
+    df = pd.DataFrame(rows)
+    print(f"\n| method | config | NDCG@10 (validation-cold) | recall@10 | AUC | fit s |\n|---|---|---|---|---|---|")
+    for (name, conf), d in df.groupby(['method', 'config'], sort=False):
+        cell = lambda c: f"{d[c].mean():.4f} ± {d[c].max() - d[c].min():.4f}"
+        print(f"| {name} | {conf} | {cell('ndcg')} | {cell('recall')} | {cell('auc')} | {d.fit_seconds.mean():.1f} |")
+    return df
+
+def warm(ratings, item_feats, user_feats, seeds, cfg) -> pd.DataFrame:
+    "A random 80/20 split of the positives: hybrid vs plain model, ranking every training item a user has no training positive for"
+    rows = []
+    pos = ratings[ratings.rating >= 4][['user', 'movie']].reset_index(drop=True)
+    for seed in seeds:
+        is_test = np.random.default_rng(seed).random(len(pos)) < 0.2
+        train, test = pos[~is_test].reset_index(drop=True), pos[is_test]
+        items = np.sort(train.movie.unique())
+        test = test[test.movie.isin(items) & test.user.isin(set(train.user))]
+        users_eval = np.sort(test.user.unique())
+        seen = np.zeros((len(users_eval), len(items)), bool)
+        tr = train[train.user.isin(users_eval)]
+        seen[pd.Index(users_eval).get_indexer(tr.user), pd.Index(items).get_indexer(tr.movie)] = True
+        for name, features in (('fastcf hybrid', True), ('fastcf plain (identities only)', False)):
+            learn = fastcf_learner(train, item_feats, user_feats, seed, cfg, features=features)
+            exp = from_learner(learn)
+            u, i = exp.users.rows(users_eval), exp.items.rows(items)
+            scores = exp.user_factors[u] @ exp.item_factors[i].T + exp.user_bias[u][:, None] + exp.item_bias[i][None, :]
+            rows.append(dict(method=name, seed=seed, **metrics(scores, users_eval, items, test, seen), fit_seconds=FIT['fastcf']))
+            print(f"seed {seed}  {name:30} ndcg@10 {rows[-1]['ndcg']:.4f}  recall@10 {rows[-1]['recall']:.4f}  "
+                  f"auc {rows[-1]['auc']:.4f}  fit {rows[-1]['fit_seconds']:.1f} s  ({len(users_eval)} users × {len(items)} items)", flush=True)
+    df = pd.DataFrame(rows)
+    print(f"\n| warm (random split of the positives) | NDCG@10 | recall@10 | AUC | fit s |\n|---|---|---|---|---|")
+    for name, d in df.groupby('method', sort=False):
+        cell = lambda c: f"{d[c].mean():.4f} ± {d[c].max() - d[c].min():.4f}"
+        print(f"| {name} | {cell('ndcg')} | {cell('recall')} | {cell('auc')} | {d.fit_seconds.mean():.1f} |")
+    diff = df[df.method == 'fastcf hybrid'].set_index('seed').ndcg - df[df.method != 'fastcf hybrid'].set_index('seed').ndcg
+    print(f"\nhybrid − plain NDCG@10, paired by seed: {', '.join(f'{v:+.4f}' for v in diff)}")
+    return df
+
+def parse_set(pairs:list, cfg:dict) -> dict:
+    "`['k=v', …]` as overrides of `cfg`, each value in the type of the setting it replaces"
+    out = {}
+    for kv in pairs:
+        k, v = kv.split('=')
+        if k not in cfg: raise SystemExit(f"unknown setting {k!r}; settings: {sorted(cfg)}")
+        old = cfg[k]
+        out[k] = v if isinstance(old, str) else (v.lower() in ('1', 'true', 'yes')) if isinstance(old, bool) else type(old)(v)
     return out
 
 def main():
@@ -210,12 +325,27 @@ def main():
     p.add_argument('--explicit', action='store_true', help="explicit ratings of cold items: RMSE (see above)")
     p.add_argument('--bio', action='store_true', help="planted bio preset: held-out molecules' RMSE (see bio_rmse)")
     p.add_argument('--summary', default=None, help="only print the tables of a CSV this script wrote")
+    p.add_argument('--threads', type=int, default=1, help="torch and LightFM threads")
+    p.add_argument('--warm', action='store_true', help="a random split of the positives: hybrid vs plain model (see above)")
+    p.add_argument('--tune', nargs='+', default=None, help="configurations ('k=v,k=v') of --methods, on validation-cold training items")
     a = p.parse_args()
     if a.summary: return summary(pd.read_csv(a.summary))
     cfg = BIO if a.bio else EXPLICIT if a.explicit else FASTCF      # what --set changes
-    for kv in a.set:
-        k, v = kv.split('='); cfg[k] = type(cfg[k])(v) if not isinstance(cfg[k], str) else v
-    torch.set_num_threads(2)
+    cfg.update(parse_set(a.set, cfg))
+    METHODS['fastcf hybrid, dense Adam'] = (fastcf_scores, {**FASTCF, 'sparse': False})     # the same settings, dense Adam
+    global THREADS
+    THREADS = a.threads
+    torch.set_num_threads(a.threads)
+    print(f"threads {a.threads}; load average {os.getloadavg()[0]:.1f} at the start")
+    if a.warm or a.tune:
+        ratings, item_feats, user_feats = load()
+        if a.tune: df = tune(ratings, item_feats, user_feats, a.seeds, a.methods, a.tune)
+        else:
+            print(f"warm: fastcf {FASTCF}")
+            df = warm(ratings, item_feats, user_feats, a.seeds, FASTCF)
+        if a.out: Path(a.out).parent.mkdir(parents=True, exist_ok=True); df.to_csv(a.out, index=False)
+        print(f"load average {os.getloadavg()[0]:.1f} at the end")
+        return
     if a.bio:
         print(f"bio-small preset, planted fingerprints and families; fastcf {BIO}")
         df = pd.DataFrame([bio_rmse(seed) for seed in a.seeds])
@@ -228,13 +358,17 @@ def main():
         ratings, item_feats, user_feats = load()
         rows = []
         for seed in a.seeds:
-            rows.append(explicit_rmse(ratings, item_feats, user_feats, seed))
-            print(f"seed {seed}  RMSE of cold items' ratings: global mean + user bias {rows[-1]['baseline']:.4f}, "
-                  f"fastcf hybrid (features alone) {rows[-1]['hybrid']:.4f}  ({rows[-1]['seconds']:.0f} s)", flush=True)
+            for path in (PATHS if seed % 2 == 0 else list(PATHS)[::-1]):         # the training paths alternate
+                rows.append(explicit_rmse(ratings, item_feats, user_feats, seed, path=path))
+                print(f"seed {seed}  RMSE of cold items' ratings: global mean + user bias {rows[-1]['baseline']:.4f}, "
+                      f"fastcf hybrid (features alone, {path}) {rows[-1]['hybrid']:.4f}  (fit {rows[-1]['fit_seconds']:.1f} s, "
+                      f"all {rows[-1]['seconds']:.1f} s)", flush=True)
         df = pd.DataFrame(rows)
-        print(f"\n| method | RMSE, cold items |\n|---|---|")
-        for c, name in (('baseline', 'global mean + user bias'), ('hybrid', 'fastcf hybrid (features alone)')):
-            print(f"| {name} | {df[c].mean():.4f} ± {df[c].max() - df[c].min():.4f} |")
+        print(f"\n| method | RMSE, cold items | fit s (median) |\n|---|---|---|")
+        d = df[df.path == 'fast']
+        print(f"| global mean + user bias | {d.baseline.mean():.4f} ± {d.baseline.max() - d.baseline.min():.4f} | |")
+        for path, d in df.groupby('path', sort=False):
+            print(f"| fastcf hybrid (features alone), {path} | {d.hybrid.mean():.4f} ± {d.hybrid.max() - d.hybrid.min():.4f} | {d.fit_seconds.median():.1f} |")
         if a.out: df.to_csv(a.out, index=False)
         return
     try: import lightfm  # noqa
@@ -253,24 +387,32 @@ def main():
             fn, cfg = METHODS[name]
             t = time.perf_counter()
             scores = fn(train, users_eval, cold, item_feats, user_feats, seed, cfg)
-            res = dict(method=name, seed=seed, **metrics(scores, users_eval, cold, test), seconds=time.perf_counter() - t)
+            res = dict(method=name, seed=seed, **metrics(scores, users_eval, cold, test), seconds=time.perf_counter() - t,
+                       fit_seconds=FIT.get('LightFM' if name.startswith('LightFM') else 'fastcf', 0.) if fn in (fastcf_scores, lightfm_scores) else 0.)
             rows.append(res)
             print(f"seed {seed}  {name:18} ndcg@10 {res['ndcg']:.4f}  recall@10 {res['recall']:.4f}  auc {res['auc']:.4f}  "
-                  f"({res['seconds']:.1f} s; {len(users_eval)} users × {len(cold)} cold items)", flush=True)
+                  f"(fit {res['fit_seconds']:.1f} s, all {res['seconds']:.1f} s; {len(users_eval)} users × {len(cold)} cold items)", flush=True)
     df = pd.DataFrame(rows)
     if a.out: Path(a.out).parent.mkdir(parents=True, exist_ok=True); df.to_csv(a.out, index=False)
     summary(df)
+    print(f"load average {os.getloadavg()[0]:.1f} at the end")
 
 def summary(df:pd.DataFrame):
     "Mean ± spread (max − min over seeds) per method, and the per-seed difference between fastcf and LightFM's best"
-    print(f"\n| method | NDCG@10 | recall@10 | AUC | seconds |\n|---|---|---|---|---|")
+    print(f"\n| method | NDCG@10 | recall@10 | AUC | fit s | seconds |\n|---|---|---|---|---|---|")
     for name, d in df.groupby('method', sort=False):
         cell = lambda c: f"{d[c].mean():.4f} ± {d[c].max() - d[c].min():.4f}"
-        print(f"| {name} | {cell('ndcg')} | {cell('recall')} | {cell('auc')} | {d.seconds.mean():.1f} |")
+        fit = f"{d.fit_seconds.mean():.1f}" if 'fit_seconds' in d and d.fit_seconds.mean() > 0 else ''
+        print(f"| {name} | {cell('ndcg')} | {cell('recall')} | {cell('auc')} | {fit} | {d.seconds.mean():.1f} |")
     lfm = df[df.method.str.startswith('LightFM')]
     if len(lfm) and (df.method == 'fastcf hybrid').any():
         best = lfm.groupby('seed')[['ndcg', 'recall', 'auc']].max()        # LightFM's best variant on each seed, per metric
         diff = df[df.method == 'fastcf hybrid'].set_index('seed')[['ndcg', 'recall', 'auc']] - best
+        means = lfm.groupby('method').ndcg.mean()
+        top, ours = means.idxmax(), df[df.method == 'fastcf hybrid'].ndcg
+        theirs = df[df.method == top].ndcg
+        print(f"\nNDCG@10: fastcf hybrid {ours.mean():.4f} − LightFM's best ({top}) {theirs.mean():.4f} = {ours.mean() - theirs.mean():+.4f}; "
+              f"spreads {ours.max() - ours.min():.4f} and {theirs.max() - theirs.min():.4f}")
         print("\nfastcf hybrid − LightFM's best variant, paired by seed (same split): " + ", ".join(
             f"{c} {diff[c].mean():+.4f} (per seed {', '.join(f'{v:+.4f}' for v in diff[c])})" for c in diff))
 

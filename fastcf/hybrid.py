@@ -14,14 +14,17 @@ with fastai_quietly():      # fastai's import-time warnings, by message and modu
     from fastai.learner import Learner
     from fastai.losses import MSELossFlat
     from fastai.collab import CollabDataLoaders
+    from fastai.callback.core import Callback
 from .models import Embedding, trunc_normal_, sigmoid_range, TabularModel
 from .learner import get_emb_sz
+from .sparse import LazyAdam, CatchUp, sparse_embeddings, takes_sparse
+from .tensordata import TensorDataLoaders
 from .features import FeatureTable, FeatureError, attach_features, feature_table
 from .implicit_data import ImplicitDataLoaders
 from .implicit import ImplicitLoss, ranking_metrics_at
 
 # %% auto #0
-__all__ = ['HybridDataLoaders', 'FeatureBag', 'HybridDotBias', 'HybridNN', 'hybrid_learner']
+__all__ = ['HybridDataLoaders', 'FeatureBag', 'HybridDotBias', 'HybridNN', 'sparse_hybrid', 'CatchUpBags', 'hybrid_learner']
 
 # %% ../nbs/35_hybrid.ipynb #2b05946c
 class HybridDataLoaders:
@@ -37,16 +40,17 @@ class HybridDataLoaders:
         valid_pct:float=0.2,    # validation fraction (per user for implicit positives)
         seed:int=None,          # seed of the split (and of the negatives)
         implicit:bool=False,    # positives with sampled negatives (`ImplicitDataLoaders`) instead of ratings
-        **kwargs                # more `CollabDataLoaders.from_df` / `ImplicitDataLoaders.from_df` arguments (bs, n_neg, …)
+        fast:bool=True,         # ratings as `TensorDataLoaders` (tensor batches); False: fastai's `CollabDataLoaders`
+        **kwargs                # more `TensorDataLoaders.from_df` (or `CollabDataLoaders.from_df`) / `ImplicitDataLoaders.from_df` arguments (bs, n_neg, …)
     ):
-        "`CollabDataLoaders` (or `ImplicitDataLoaders`) with `features` and `cold_features` attached"
+        "`TensorDataLoaders` (or `CollabDataLoaders`, `ImplicitDataLoaders`) with `features` and `cold_features` attached"
         if user_features is None and item_features is None: raise FeatureError("a hybrid model needs user_features, item_features or both")
         if implicit:
             return ImplicitDataLoaders.from_df(ratings, user_name, item_name, valid_pct=valid_pct, seed=seed,
                                                user_features=user_features, item_features=item_features, **kwargs)
+        make = TensorDataLoaders.from_df if fast else CollabDataLoaders.from_df
         with fastai_quietly():   # fastai's tensor() warns on pandas' read-only arrays (see fastcf.data)
-            dls = CollabDataLoaders.from_df(ratings, valid_pct=valid_pct, user_name=user_name, item_name=item_name,
-                                            rating_name=rating_name, seed=seed, **kwargs)
+            dls = make(ratings, valid_pct=valid_pct, user_name=user_name, item_name=item_name, rating_name=rating_name, seed=seed, **kwargs)
         return attach_features(dls, user_features, item_features)
 
 # %% ../nbs/35_hybrid.ipynb #51ea949b
@@ -195,6 +199,31 @@ def _n_rows(self, side:str) -> int:
 
 _Sides.export_tables, _Sides._n_rows = _export_tables, _n_rows
 
+# %% ../nbs/35_hybrid.ipynb #b2d8e4f3
+def sparse_hybrid(
+    model:nn.Module,    # a `HybridDotBias` or `HybridNN` (changed in place)
+    sparse:bool=True,   # sparse gradients (True) or dense ones (False)
+) -> nn.Module:
+    "`model` with sparse (or dense) gradients on its identity embeddings and its feature bags"
+    sparse_embeddings(model, sparse)
+    for module in model.modules():
+        if isinstance(module, nn.EmbeddingBag): module.sparse = sparse
+    return model
+
+class CatchUpBags(Callback):
+    "Before a training forward reads feature rows of a sparse `EmbeddingBag`, catch them up with `LazyAdam.catch_up_rows`"
+    order = CatchUp.order
+    def before_fit(self):
+        opt = getattr(self.learn, 'opt', None)
+        mine = {id(p) for pg in getattr(opt, 'param_lists', []) for p in pg}
+        def hook(module, args):
+            if torch.is_grad_enabled() and module.weight.requires_grad: opt.catch_up_rows(module.weight, args[0])
+        self.handles = [m.register_forward_pre_hook(hook) for m in self.learn.model.modules()
+                        if isinstance(m, nn.EmbeddingBag) and m.sparse and id(m.weight) in mine and hasattr(opt, 'catch_up_rows')]
+    def after_fit(self):
+        for handle in getattr(self, 'handles', []): handle.remove()
+        self.handles = []
+
 # %% ../nbs/35_hybrid.ipynb #01cd58e3
 @delegates(Learner.__init__)
 def hybrid_learner(
@@ -208,6 +237,7 @@ def hybrid_learner(
     emb_szs=None,            # NN embedding sizes: {column: size} or [(rows, size), …]
     layers:list=None,        # NN hidden layers (default `[n_factors]`)
     config:dict=None,        # extra `TabularModel` options for the NN
+    sparse:bool=True,        # sparse updates (`sparse_hybrid`, `LazyAdam` as the default `opt_func`, `CatchUp`, `CatchUpBags`); False: dense Adam
     **kwargs
 ) -> Learner:
     "A fastai `Learner` for a hybrid model: identity embeddings plus side-feature projections"
@@ -229,4 +259,12 @@ def hybrid_learner(
     else:
         n_users, n_items = (len(dls.classes[n]) for n in list(getattr(dls, 'cat_names', None) or dls.classes)[:2])
         model = HybridDotBias(n_factors, n_users, n_items, dls.features, config.get('y_range'), identity, identity_drop)
+    if sparse:
+        opt_func = kwargs.setdefault('opt_func', LazyAdam)
+        if not takes_sparse(opt_func):
+            raise ValueError(f"sparse=True needs an optimizer that takes sparse gradients, such as fastcf.sparse.LazyAdam; "
+                             f"got opt_func={getattr(opt_func, '__name__', opt_func)!r} (or pass sparse=False)")
+        cbs = kwargs.get('cbs')
+        kwargs['cbs'] = [*([] if cbs is None else [cbs] if not isinstance(cbs, (list, tuple)) else cbs), CatchUp(), CatchUpBags()]
+        sparse_hybrid(model)
     return Learner(dls, model, loss_func=kwargs.pop('loss_func', loss_func), **kwargs)
