@@ -120,7 +120,8 @@ def plot_explanation(
     ax.axvline(0, color='grey', lw=0.8)
     attrs = expl.attrs
     if 'logit' in attrs:
-        ax.set_title(f"user {attrs['user']!r}, item {attrs['item']!r}: logit {attrs['logit']:.3f}"
+        shown_id = lambda v: repr(v.item() if isinstance(v, np.generic) else v)    # 1, not np.int64(1)
+        ax.set_title(f"user {shown_id(attrs['user'])}, item {shown_id(attrs['item'])}: logit {attrs['logit']:.3f}"
                      + (f", score {attrs['score']:.3f}" if attrs.get('y_range') is not None else ''))
     ax.set_xlabel('contribution to the logit' + (f' (top {len(shown)} of {len(order)} terms)' if len(rest) else ''))
     return ax
