@@ -351,6 +351,34 @@ def test_no_ratings_is_add_users_nn():
     assert np.array_equal(fold_in(e, features=feats).user_factors, e.add_users(feats).user_factors)
 
 
+def test_nn_feature_prior_is_the_minimum():
+    "The neural model through its MLP: the answer is a local minimum of Σ(pred − r)² + wd·|L⁻¹(θ − μ)|²/f, μ the features' embedding"
+    from fastcf.export import run_ops
+    e = with_user_features(nn_export())
+    r = np.random.default_rng(4)
+    frame = pd.DataFrame({'user': 900, 'item': r.choice(60, 8, replace=False), 'rating': r.uniform(1, 5, 8)})
+    feats = feature_frame([900])
+    got = fold_in(e, frame, wd=2., features=feats, feature_var=0.3, max_iter=500)
+    assert got.folded.converged.all()
+    p = row_prior(e)
+    from fastcf.features import feature_table
+    mu = torch.from_numpy(e.user_features.embed(feature_table(feats, 'user'))[0][0]).double()
+    items = torch.from_numpy(e.item_factors[frame.item.values + 1]).double()
+    ops = [{k: v.astype(np.float64) if isinstance(v, np.ndarray) else v for k, v in o.items()} for o in e.mlp]
+    y, chol = torch.tensor(frame.rating.values), torch.from_numpy(p.chol)
+    def loss(theta):                                                            # theta [B, 6]
+        pred = run_ops(ops, torch.cat([theta[:, None].expand(-1, 8, -1).reshape(-1, 6), items.repeat(len(theta), 1)], 1))[:, 0]
+        dev = torch.linalg.solve_triangular(chol, (theta - mu).T, upper=False).T
+        return ((pred.view(-1, 8) - y) ** 2).sum(1) + 2. * (dev ** 2).sum(1) / 0.3
+    theta = torch.from_numpy(got.user_factors[-1]).double()
+    steps = torch.from_numpy(r.normal(0, 1e-3, (200, 6)))
+    best = loss(theta[None])[0]
+    # a local minimum (the ReLUs make the loss only piecewise smooth, so no gradient test): no nearby point is lower
+    assert (loss(theta + steps) >= best - 1e-6).all()
+    plain = fold_in(e, frame, wd=2., max_iter=500)
+    assert np.abs(plain.user_factors[-1] - got.user_factors[-1]).max() > 0.05   # the features moved it
+
+
 def test_many_ratings_converge_to_plain_fold_in():
     "With a fixed wd the prior's pull is wd/(n + wd): 400 ratings leave a tenth of 40 ratings' gap to the plain fold-in"
     e = with_user_features(planted_export(n_items=500))
