@@ -42,8 +42,10 @@ def train(frame, fps, families, seed, cfg, y_range, name):
     path = None if CACHE is None else Path(CACHE) / f"bio_{name}_seed{seed}_{'_'.join(f'{k}{v}' for k, v in sorted(cfg.items()))}.fcf"
     if path is not None and path.exists(): return CollabExport.load(path)
     set_seed(seed, reproducible=True)
-    dls = HybridDataLoaders.from_df(frame, user_features=fps, item_features=families, valid_pct=0.02, seed=seed, bs=cfg['bs'], device='cpu')
-    learn = hybrid_learner(dls, n_factors=cfg['n_factors'], y_range=y_range, identity_drop={'user': cfg['idrop'], 'item': 0.})
+    fast = {} if 'sparse' not in cfg else dict(fast=cfg['sparse'])            # BIO's training path, where it names one
+    dls = HybridDataLoaders.from_df(frame, user_features=fps, item_features=families, valid_pct=0.02, seed=seed, bs=cfg['bs'], device='cpu', **fast)
+    learn = hybrid_learner(dls, n_factors=cfg['n_factors'], y_range=y_range, identity_drop={'user': cfg['idrop'], 'item': 0.},
+                           **({} if 'sparse' not in cfg else dict(sparse=cfg['sparse'])))
     with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(cfg['epochs'], cfg['lr'], wd=cfg['wd'])
     exp = from_learner(learn)
     if path is not None: path.parent.mkdir(parents=True, exist_ok=True); exp.save(path)
@@ -121,7 +123,7 @@ def main():
     CACHE = a.cache
     cfg = dict(BIO)
     for kv in a.set:
-        k, v = kv.split('='); cfg[k] = type(cfg[k])(v)
+        k, v = kv.split('='); cfg[k] = v.lower() in ('1', 'true') if isinstance(cfg[k], bool) else type(cfg[k])(v)
     torch.set_num_threads(2)
     print(f"bio-small preset, planted fingerprints and families; {cfg}; first {POOL} values revealable, molecules with >= {MIN_VALUES} values")
     t = time.perf_counter()
