@@ -9,9 +9,11 @@ from __future__ import annotations
 import warnings
 from contextlib import contextmanager
 import numpy as np, pandas as pd, torch
+from fastcore.basics import ifnone
 from .vocab import ID_KINDS, Vocab, NA, as_id_array, id_kind, check_columns
 from .export import CollabExport
-from .solve import FoldInError, fold_side, row_prior, DotSide, NNSide, fit_rows
+from .features import FeatureError, FeatureTable, feature_table, check_id_kind
+from .solve import FoldInError, fold_side, row_prior, DotSide, NNSide, fit_rows, estimate_feature_var
 
 # %% auto #0
 __all__ = ['rating_frame', 'fold_in']
@@ -89,6 +91,27 @@ def _check_new_ids(voc:Vocab, ids:np.ndarray, what:str):
         raise FoldInError(f"the model's {what} IDs are {ID_KINDS[voc.id_type]} but the new ones are {ID_KINDS[got]}, "
                           f"e.g. {_examples(ids, 3)}; convert them to the model's type")
 
+def _fold_features(exp:CollabExport, side:str, features) -> FeatureTable:
+    "`features` as a checked `FeatureTable` of a hybrid export's side `side`; every problem a `FoldInError`"
+    feats = getattr(exp, f'{side}_features')
+    if feats is None: raise FoldInError(f"features= needs a hybrid export with {side} features; this one has none "
+                                        f"(it was trained without {side}_features), so fold in from ratings alone")
+    try:
+        table = feature_table(features, side)
+        check_id_kind(table, exp.side(side).vocab, exact=True)
+        feats.columns(table)                                  # the columns the model was trained on, or an error naming them
+    except FeatureError as e: raise FoldInError(str(e)) from None
+    return table
+
+def _prior_means(exp:CollabExport, side:str, table:FeatureTable, ids:np.ndarray, average:np.ndarray) -> tuple:
+    "[len(ids), p] prior means, float64: the features' embedding (factors, then bias) for IDs in `table`, else `average`; and which IDs had features"
+    means = np.tile(average, (len(ids), 1))
+    if table is None or not len(table): return means, np.zeros(len(ids), bool)
+    at = pd.Index(ids, dtype=object if ids.dtype == object else None).get_indexer(table.ids)
+    vectors, biases = getattr(exp, f'{side}_features').embed(table)
+    means[at] = vectors if biases is None else np.concatenate([vectors, biases[:, None]], 1)
+    return means, np.isin(np.arange(len(ids)), at)
+
 @contextmanager
 def _one_thread():
     "Run torch on one intra-op thread inside the block, restoring the setting after"
@@ -117,6 +140,8 @@ def fold_in(
     rating_name=None,           # the rating column (None: the one column that is neither user nor item)
     ids=None,                  # more IDs to add, with or without ratings; those without get the average row
     duplicates:str='raise',    # a pair rated twice: 'raise', or 'mean' to average its ratings
+    features=None,             # hybrid exports: new IDs' side features (as `add_users` takes); their prior mean is the features' embedding
+    feature_var:float=None, # how far a row with features may stray from their embedding, as a fraction of the trained rows' variance (None: estimated)
 ) -> CollabExport:
     "A new export with rows for the users (or items) in `ratings` and `ids`, fitted with every other row held fixed"
     side = fold_side(side)
@@ -127,10 +152,14 @@ def fold_in(
     if wd is not None and not (number(wd, (int, float, np.number)) and np.isfinite(wd) and wd > 0):
         raise FoldInError(f"wd must be a positive number, got {wd!r}")
     if not (number(max_iter, (int, np.integer)) and max_iter >= 1): raise FoldInError(f"max_iter must be a positive integer, got {max_iter!r}")
+    if feature_var is not None and not (number(feature_var, (int, float, np.number)) and 0 < feature_var <= 1):
+        raise FoldInError(f"feature_var must be a number in (0, 1], got {feature_var!r}")
     missing = ids is not None and pd.isna(pd.Series(np.asarray(ids, dtype=object).reshape(-1), dtype=object)).any()
     if missing: raise FoldInError("ids contains missing values (NaN or None)")   # before as_id_array's TypeError for None
     extra = np.zeros(0, dtype=object) if ids is None else as_id_array(ids)
-    if ratings is None and not len(extra): raise FoldInError("nothing to fold in: give ratings, ids, or both")
+    table = None if features is None else _fold_features(exp, side, features)
+    if table is not None: extra = np.concatenate([extra.astype(object), table.ids.astype(object)])   # features alone: added too
+    if ratings is None and not len(extra): raise FoldInError("nothing to fold in: give ratings, ids, features, or some of them")
     frame = (rating_frame(exp, ratings, side, rating_name, duplicates) if ratings is not None else
              pd.DataFrame({'id': np.zeros(0, object), 'other_row': np.zeros(0, np.int64), 'rating': np.zeros(0)}))
     if not len(frame) and not len(extra): raise FoldInError("nothing to fold in: the ratings are empty")
@@ -150,11 +179,20 @@ def fold_in(
     rows[~known] = voc.n_rows + np.arange(n_new)
     owner = pd.Index(new_ids, dtype=object if new_ids.dtype == object else None).get_indexer(frame['id'].to_numpy())
     prior = row_prior(exp, side)
+    means, featured = _prior_means(exp, side, table, new_ids, prior.mean)
     model = (DotSide if exp.kind == 'dot' else NNSide)(exp, side, prior)
+    other_rows, y = frame['other_row'].to_numpy(np.int64), frame['rating'].to_numpy(np.float64)
+    spread, noise_of_spread = feature_var, None
     with _one_thread():                                       # many small batched ops: threads cost more than they give
-        phi, stats, wd, noise = fit_rows(model, owner, frame['other_row'].to_numpy(np.int64), frame['rating'].to_numpy(np.float64),
-                                         len(new_ids), prior, wd, max_iter)
-    theta = prior.mean + phi.numpy() @ prior.chol.T            # rows without ratings keep φ = 0: the average row
+        rated = featured[owner]
+        if spread is None and rated.any():                    # the features' spread (and the noise) from their rows' ratings
+            spread, noise_var = estimate_feature_var(model, owner[rated], other_rows[rated], y[rated], len(new_ids), prior, means,
+                                             None if wd is None else wd * prior.var)
+            if wd is None: wd, noise_of_spread = noise_var / prior.var, noise_var
+        scales = np.where(featured, np.sqrt(ifnone(spread, 1.)), 1.)
+        phi, stats, wd, noise = fit_rows(model, owner, other_rows, y, len(new_ids), prior, wd, max_iter, means=means, scales=scales)
+    noise = ifnone(noise, noise_of_spread)
+    theta = means + scales[:, None] * (phi.numpy() @ prior.chol.T)   # rows without ratings keep φ = 0: their prior mean
     with np.errstate(over='ignore'): overflow = ~np.isfinite(theta.astype(np.float32)).all(1)
     if overflow.any():
         raise FoldInError(f"fold-in gives non-finite weights for {int(overflow.sum()):,} {own}(s), e.g. {_examples(new_ids[overflow], 3)}: "
@@ -170,7 +208,8 @@ def fold_in(
     n_ratings = np.bincount(owner, minlength=len(new_ids))
     with np.errstate(invalid='ignore', divide='ignore'): fit_rmse = np.sqrt(stats['rss'] / n_ratings)
     report = pd.DataFrame({own: new_ids, 'row': rows, 'n_ratings': n_ratings, 'fallback': n_ratings == 0, 'updated': known,
+                           'prior': np.where(featured, 'features', 'average'),
                            'fit_rmse': np.where(n_ratings > 0, fit_rmse, np.nan), 'converged': stats['converged']})
-    report.attrs.update(side=side, wd=wd, noise_var=noise, prior_var=prior.var)
+    report.attrs.update(side=side, wd=wd, noise_var=noise, prior_var=prior.var, feature_var=spread if featured.any() else None)
     result.folded = report
     return result

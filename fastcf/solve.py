@@ -13,7 +13,8 @@ from .models import sigmoid_range
 from .export import CollabExport, run_ops
 
 # %% auto #0
-__all__ = ['FoldInError', 'fold_side', 'RowPrior', 'trained_rows', 'row_prior', 'DotSide', 'NNSide', 'fit_rows']
+__all__ = ['FoldInError', 'fold_side', 'RowPrior', 'trained_rows', 'row_prior', 'DotSide', 'NNSide', 'fit_rows',
+           'estimate_feature_var']
 
 # %% ../nbs/50_solve.ipynb #71a2292d
 class FoldInError(ValueError):
@@ -75,10 +76,16 @@ class DotSide:
         self.mean, self.chol = torch.from_numpy(prior.mean), torch.from_numpy(prior.chol)
         self.y_range, self.linear = exp.y_range, exp.y_range is None
 
-    def prepare(self, rows:torch.Tensor) -> tuple:
-        "Per batch: xL and x·mean + bias for the other side's rows [C, m], with x = [factors, 1]"
+    def prepare(self,
+        rows:torch.Tensor,         # [C, m] the other side's rows each fitted row rated
+        mean:torch.Tensor=None,    # [C, p] each fitted row's own prior mean (None: the prior's mean for all)
+        scale:torch.Tensor=None,   # [C] each row's prior scale, θ = mean + scale·chol·φ (None: 1 for all)
+    ) -> tuple:
+        "Per batch: x·scale·L and x·mean + bias for the other side's rows [C, m], with x = [factors, 1]"
         x = torch.cat([self.factors[rows].double(), torch.ones(*rows.shape, 1, dtype=torch.float64)], -1)
-        return x @ self.chol, x @ self.mean + self.bias[rows].double()
+        base = x @ self.mean if mean is None else (x @ mean[:, :, None])[..., 0]
+        xl = x @ self.chol
+        return xl if scale is None else xl * scale[:, None, None], base + self.bias[rows].double()
 
     def __call__(self, phi:torch.Tensor, data:tuple):
         "φ [C, p] and a prepared batch → predictions [C, m] and d prediction / dφ [C, m, p]"
@@ -98,21 +105,22 @@ class NNSide:
         self.ops = [{k: v.astype(np.float64) if isinstance(v, np.ndarray) else v for k, v in o.items()} for o in exp.mlp]
         self.user_first = side == 'user'
 
-    def prepare(self, rows:torch.Tensor) -> tuple:
-        "Per batch: the other side's embeddings of `rows` [C, m, k], in float64"
-        return (self.other[rows].double(),)
+    def prepare(self, rows:torch.Tensor, mean:torch.Tensor=None, scale:torch.Tensor=None) -> tuple:
+        "Per batch: the other side's embeddings of `rows` [C, m, k] in float64, the rows' prior means [C, p] and scales [C] (as `DotSide.prepare`)"
+        return (self.other[rows].double(), self.mean.expand(len(rows), -1) if mean is None else mean,
+                torch.ones(len(rows), dtype=torch.float64) if scale is None else scale)
 
     def __call__(self, phi:torch.Tensor, data:tuple):
         "φ [C, p] and a prepared batch → predictions [C, m] and d prediction / dφ [C, m, p], by one backward pass"
-        (other,) = data
+        other, mean, scale = data
         c, m, _ = other.shape
-        theta = self.mean + phi @ self.chol.T
+        theta = mean + (phi @ self.chol.T) * scale[:, None]
         with torch.enable_grad():
             x = theta[:, None, :].expand(c, m, theta.shape[1]).reshape(c * m, -1).detach().requires_grad_()
             other = other.reshape(c * m, -1)
             out = run_ops(self.ops, torch.cat([x, other] if self.user_first else [other, x], 1))[:, 0]
             grad, = torch.autograd.grad(out.sum(), x)      # output k depends on input row k only
-        return out.detach().view(c, m), grad.view(c, m, -1) @ self.chol
+        return out.detach().view(c, m), (grad.view(c, m, -1) @ self.chol) * scale[:, None, None]
 
 # %% ../nbs/50_solve.ipynb #e9e7b5f8
 def _ridge_step(J:torch.Tensor, res:torch.Tensor, phi:torch.Tensor, damping:torch.Tensor, wd:float) -> torch.Tensor:
@@ -199,13 +207,15 @@ def fit_rows(
     wd:float,              # prior strength, noise variance / prior variance (None: estimated from the ratings)
     max_iter:int,          # Levenberg–Marquardt steps per row (models with a sigmoid or an MLP)
     rounds:int=5,          # at most this many re-estimates of the noise when `wd` is None
+    means:np.ndarray=None, # [n_rows, p] each row's own prior mean, θ = means[i] + scales[i]·chol·φ (None: `prior.mean` for every row)
+    scales:np.ndarray=None,# [n_rows] each row's prior scale, a standard-deviation factor (None: 1 for every row)
 ) -> tuple:
     "φ [n_rows, p] of every row from its ratings, per-row stats, the `wd` used and the estimated noise variance (None if `wd` was given)"
     order, counts, starts, batches = _batches(owner, n_rows, len(prior.mean))
     data = []
     for b in batches:
         rows, ys, mask = _padded(b, counts, starts, other_rows[order], y[order])
-        data.append((b, side.prepare(rows), ys, mask))
+        data.append((b, side.prepare(rows, *(None if a is None else torch.from_numpy(a[b]) for a in (means, scales))), ys, mask))
     phi = torch.zeros(n_rows, len(prior.mean), dtype=torch.float64)
     stats = dict(iterations=np.zeros(n_rows, np.int64), converged=np.ones(n_rows, bool), rss=np.zeros(n_rows), gamma=np.zeros(n_rows))
     def run(wd, gamma=False):
@@ -232,3 +242,59 @@ def fit_rows(
         if done: break
     run(noise / prior.var)
     return phi, stats, noise / prior.var, noise
+
+def _profile(lam:torch.Tensor, z2:torch.Tensor, fraction:torch.Tensor, noise) -> tuple:
+    "Gaussian log-likelihood of projections z (z² = `z2`) of variance fraction·λ + noise, per candidate fraction; noise None: its best value too"
+    best_noise, ll = [], []
+    for s in fraction.split(16):
+        if noise is None:                                    # `fraction` is then a ratio q = fraction/noise, the noise in closed form
+            d = s[:, None] * lam[None] + 1
+            n = (z2[None] / d).mean(1)
+            best_noise.append(n); ll.append(-0.5 * (torch.log(d).sum(1) + len(lam) * torch.log(n) + len(lam)))
+        else:
+            d = s[:, None] * lam[None] + noise
+            best_noise.append(torch.full((len(s),), float(noise), dtype=torch.float64))
+            ll.append(-0.5 * (torch.log(d) + z2[None] / d).sum(1))
+    return torch.cat(best_noise), torch.cat(ll)
+
+def _smallest_plausible(ll:torch.Tensor, drop:float=1.92) -> int:
+    "Index of the first (smallest) candidate whose log-likelihood is within `drop` of the best: χ²₁'s 95% interval's low end"
+    return int((ll >= ll.max() - drop).nonzero()[0, 0])
+
+def estimate_feature_var(
+    side,                  # a `DotSide` or `NNSide`
+    owner:np.ndarray,      # [N] the row each rating belongs to
+    other_rows:np.ndarray, # [N] the row of the other side of each rating
+    y:np.ndarray,          # [N] the ratings
+    n_rows:int,            # how many rows
+    prior:RowPrior,        # the trained rows' prior: its chol and var give the shape of the rows' spread
+    means:np.ndarray,      # [n_rows, p] each row's prior mean (e.g. its features' embedding)
+    noise:float=None,      # the noise variance if known (from a given `wd`); None: estimated with the fraction
+) -> tuple:
+    "(fraction, noise) of θ = means + √fraction·chol·φ, φ ~ N(0, var·I): the smallest fraction the ratings' likelihood (linearised at the means) does not reject"
+    p = len(prior.mean)
+    order, counts, starts, batches = _batches(owner, n_rows, p)
+    lam, z2 = [], []
+    for b in batches:
+        rows, ys, mask = _padded(b, counts, starts, other_rows[order], y[order])
+        pred, J = side(torch.zeros(len(b), p, dtype=torch.float64), side.prepare(rows, torch.from_numpy(means[b])))
+        res, J = (ys - pred) * mask, J * mask[..., None]
+        gram = prior.var * J @ J.transpose(1, 2) - torch.diag_embed(1 - mask)       # padding: eigenvalue -1, dropped below
+        val, vec = torch.linalg.eigh(gram)
+        z = (vec.transpose(1, 2) @ res[..., None])[..., 0]
+        keep = val > -0.5
+        lam.append(val[keep].clamp(min=0)); z2.append(z[keep] ** 2)
+    lam, z2 = torch.cat(lam), torch.cat(z2)
+    if not len(lam): return 1., noise
+    grid = torch.logspace(-4, 0, 161, dtype=torch.float64)                           # the fraction: at most the trained rows' own spread
+    if noise is None:
+        q = torch.logspace(-4, 6, 401, dtype=torch.float64) / max(float(z2.mean()), 1e-12)
+        noises, ll = _profile(lam, z2, q, None)
+        j = _smallest_plausible(ll)
+        if q[j] * noises[j] <= 1: return float(q[j] * noises[j]), float(noises[j])
+        scale = torch.logspace(-6, 0, 241, dtype=torch.float64) * float(z2.mean())   # above the bound: fraction 1, the noise alone
+        ll = torch.stack([_profile(lam, z2, torch.ones(1, dtype=torch.float64), float(n))[1][0] for n in scale])
+        return 1., float(scale[int(ll.argmax())])
+    _, ll = _profile(lam, z2, grid, noise)
+    return float(grid[_smallest_plausible(ll)]), noise
+

@@ -1,6 +1,6 @@
 """fold_in: new users and items folded into a trained export — what nbs/51_foldin.ipynb and nbs/50_solve.ipynb do not
 already check (planted items, the ridge solution in closed form, untouched old rows, the report, bad input, the neural
-model, no fastai), and (slow) real data: MovieLens-100k at n = 20 against the average-user baselines. Recovering planted
+model, the feature prior of hybrid exports, no fastai), and (slow) real data: MovieLens-100k at n = 20 against the average-user baselines. Recovering planted
 users, the noise estimate, batched against one by one, the prior, and the notebook's cases of non-finite weights, old
 users' recommendations and the save/load round trip are the notebooks' tests, not repeated here."""
 import subprocess, sys, textwrap, warnings
@@ -107,7 +107,8 @@ def test_report(planted, planted_frame):
     frame, _ = planted_frame
     folded = fold_in(planted, frame.head(80), ids=[10_001, 20_000, 20_001])
     rep = folded.folded
-    assert rep.columns.tolist() == ['user', 'row', 'n_ratings', 'fallback', 'updated', 'fit_rmse', 'converged']
+    assert rep.columns.tolist() == ['user', 'row', 'n_ratings', 'fallback', 'updated', 'prior', 'fit_rmse', 'converged']
+    assert (rep.prior == 'average').all()                                           # no features: the ordinary prior
     assert rep.user.tolist() == [10_000, 10_001, 20_000, 20_001]
     assert rep.n_ratings.tolist() == [40, 40, 0, 0] and rep.fallback.tolist() == [False, False, True, True]
     assert rep.row.tolist() == [2001, 2002, 2003, 2004] and not rep.updated.any()
@@ -181,7 +182,7 @@ BASE = pd.DataFrame({'user': [900, 900, 901, 901], 'item': [1, 2, 3, 4], 'rating
     (lambda d: d, dict(side='users'), r"side must be 'user' or 'item'"),
     (lambda d: d, dict(duplicates='first'), r"duplicates must be 'raise' or 'mean'"),
     (lambda d: d.values, {}, r"ratings must be a DataFrame"),
-    (lambda d: None, {}, r"nothing to fold in: give ratings, ids, or both"),
+    (lambda d: None, {}, r"nothing to fold in: give ratings, ids, features, or some of them"),
     (lambda d: d, dict(ids=[None]), r"ids contains missing values"),
 ])
 def test_bad_input(small, change, kw, match):
@@ -266,6 +267,167 @@ def test_nn_fold_in_beats_the_average_user():
     assert np.array_equal(folded.user_factors[:401], e.user_factors) and folded.folded.converged.mean() > 0.5
     items_folded = fold_in(e, frame.rename(columns={'user': 'item', 'item': 'user'}).assign(item=lambda d: d.item + 5000), side='item')
     assert items_folded.item_factors.shape == (61 + 20, 6)
+
+
+# --- hybrid exports: the features' embedding as the prior mean (features=)
+
+def with_user_features(e, n_features=6, seed=5):
+    "`e` (dot or nn) as a hybrid export: random user feature embeddings (and biases for 'dot'), named f0, f1, …"
+    r = np.random.default_rng(seed)
+    from fastcf.features import SideFeatures
+    feats = SideFeatures([f'f{j}' for j in range(n_features)], r.normal(0, 0.3, (n_features, e.user_factors.shape[1])),
+                         r.normal(0, 0.2, n_features) if e.kind == 'dot' else None)
+    return CollabExport(e.kind, e.user_name, e.item_name, e.users, e.items, e.user_factors, e.item_factors, e.user_bias,
+                        e.item_bias, y_range=e.y_range, mlp=e.mlp, user_counts=e.user_counts, user_features=feats)
+
+
+def feature_frame(ids, n_features=6, seed=6):
+    "A 0/1 feature table (about half the bits set) for `ids`"
+    r = np.random.default_rng(seed)
+    return pd.DataFrame((r.random((len(ids), n_features)) < 0.5).astype(np.float32), index=list(ids),
+                        columns=[f'f{j}' for j in range(n_features)])
+
+
+def one_factor_export(y_range=None):
+    """1 factor, 4 trained users whose [factor, bias] rows are (1, 0), (-1, 0), (0, 1), (0, -1): mean 0, covariance (2/3)·I,
+    so the prior's Cholesky factor is I and its penalty is wd·|θ − μ|²; items 10 and 20 with factors 1 and 2, biases 0.5 and
+    -0.5; user feature 'a' embeds to factor 0.5, bias 0.25"""
+    from fastcf.features import SideFeatures
+    pad = lambda a: np.concatenate([np.zeros((1,) + np.shape(a)[1:]), a])
+    return CollabExport('dot', 'user', 'item', Vocab([0, 1, 2, 3], 1, 'user'), Vocab([10, 20], 1, 'item'),
+                        pad(np.array([[1.], [-1.], [0.], [0.]])), pad(np.array([[1.], [2.]])), pad(np.array([0., 0., 1., -1.])),
+                        pad(np.array([0.5, -0.5])), y_range=y_range,
+                        user_features=SideFeatures(['a', 'b'], np.array([[0.5], [1.]]), np.array([0.25, 0.])))
+
+
+ONE = pd.DataFrame({'user': [7, 7], 'item': [10, 20], 'rating': [2., 1.]})
+A = pd.DataFrame({'a': [1.], 'b': [0.]}, index=[7])
+
+
+def test_feature_prior_by_hand():
+    """min (2 − u − c − 0.5)² + (1 − 2u − c + 0.5)² + (u − 0.5)² + (c − 0.25)²: the normal equations
+    [[6, 3], [3, 3]]·(u, c) = (5, 3.25) give u = 5.25/9 = 7/12, c = 4.5/9 = 1/2; the zero-centred prior's right-hand
+    side (4.5, 3) gives u = c = 1/2"""
+    e = one_factor_export()
+    from fastcf.solve import row_prior
+    p = row_prior(e)                                             # the premise: mean 0, chol I
+    np.testing.assert_allclose(p.mean, [0, 0], atol=1e-12); np.testing.assert_allclose(p.chol, np.eye(2), atol=1e-12)
+    prior = fold_in(e, ONE, wd=1., features=A, feature_var=1.)
+    np.testing.assert_allclose([prior.user_factors[-1, 0], prior.user_bias[-1]], [7 / 12, 1 / 2], atol=1e-6)
+    plain = fold_in(e, ONE, wd=1.)
+    np.testing.assert_allclose([plain.user_factors[-1, 0], plain.user_bias[-1]], [1 / 2, 1 / 2], atol=1e-6)
+    assert prior.folded.prior.tolist() == ['features'] and plain.folded.prior.tolist() == ['average']
+
+
+def test_feature_prior_levenberg_marquardt_is_stationary():
+    "With a sigmoid the answer is where Σ (s_j − r_j)·s_j'·x_j + wd·(θ − μ) = 0, μ the features' embedding (0.5, 0.25)"
+    e = one_factor_export(y_range=(0, 3))
+    got = fold_in(e, ONE, wd=1., features=A, feature_var=1.)
+    theta = np.array([got.user_factors[-1, 0], got.user_bias[-1]], np.float64)
+    x, b = np.array([[1., 1.], [2., 1.]]), np.array([0.5, -0.5])
+    s = 3 / (1 + np.exp(-(x @ theta + b)))
+    grad = x.T @ ((s - ONE.rating.values) * s * (3 - s) / 3) + (theta - [0.5, 0.25])
+    np.testing.assert_allclose(grad, 0, atol=1e-5)
+    plain = fold_in(e, ONE, wd=1.)
+    assert abs(plain.user_factors[-1, 0] - got.user_factors[-1, 0]) > 1e-3                 # the prior mean moved it
+
+
+@pytest.mark.parametrize('y_range', [None, (0, 6)])
+def test_no_ratings_is_add_users(y_range):
+    "IDs in features only, or with features and no ratings, get exactly add_users' row: factors and bias, bit for bit"
+    e = with_user_features(planted_export(y_range=y_range))
+    feats = feature_frame([20_000, 20_001, 20_002])
+    folded, added = fold_in(e, features=feats), e.add_users(feats)
+    for k in ('user_factors', 'user_bias'): assert np.array_equal(getattr(folded, k), getattr(added, k)), k
+    assert folded.folded.fallback.all() and (folded.folded.prior == 'features').all()
+    mixed = fold_in(e, planted_users(e, n_new=3)[0], features=feats)     # three with ratings and no features, three with features only
+    assert mixed.folded.prior.tolist() == ['average'] * 3 + ['features'] * 3
+    for k in ('user_factors', 'user_bias'): assert np.array_equal(getattr(mixed, k)[-3:], getattr(added, k)[-3:]), k
+
+
+def test_no_ratings_is_add_users_nn():
+    e = with_user_features(nn_export())
+    feats = feature_frame([900, 901])
+    assert np.array_equal(fold_in(e, features=feats).user_factors, e.add_users(feats).user_factors)
+
+
+def test_nn_feature_prior_is_the_minimum():
+    "The neural model through its MLP: the answer is a local minimum of Σ(pred − r)² + wd·|L⁻¹(θ − μ)|²/f, μ the features' embedding"
+    from fastcf.export import run_ops
+    e = with_user_features(nn_export())
+    r = np.random.default_rng(4)
+    frame = pd.DataFrame({'user': 900, 'item': r.choice(60, 8, replace=False), 'rating': r.uniform(1, 5, 8)})
+    feats = feature_frame([900])
+    got = fold_in(e, frame, wd=2., features=feats, feature_var=0.3, max_iter=500)
+    assert got.folded.converged.all()
+    p = row_prior(e)
+    from fastcf.features import feature_table
+    mu = torch.from_numpy(e.user_features.embed(feature_table(feats, 'user'))[0][0]).double()
+    items = torch.from_numpy(e.item_factors[frame.item.values + 1]).double()
+    ops = [{k: v.astype(np.float64) if isinstance(v, np.ndarray) else v for k, v in o.items()} for o in e.mlp]
+    y, chol = torch.tensor(frame.rating.values), torch.from_numpy(p.chol)
+    def loss(theta):                                                            # theta [B, 6]
+        pred = run_ops(ops, torch.cat([theta[:, None].expand(-1, 8, -1).reshape(-1, 6), items.repeat(len(theta), 1)], 1))[:, 0]
+        dev = torch.linalg.solve_triangular(chol, (theta - mu).T, upper=False).T
+        return ((pred.view(-1, 8) - y) ** 2).sum(1) + 2. * (dev ** 2).sum(1) / 0.3
+    theta = torch.from_numpy(got.user_factors[-1]).double()
+    steps = torch.from_numpy(r.normal(0, 1e-3, (200, 6)))
+    best = loss(theta[None])[0]
+    # a local minimum (the ReLUs make the loss only piecewise smooth, so no gradient test): no nearby point is lower
+    assert (loss(theta + steps) >= best - 1e-6).all()
+    plain = fold_in(e, frame, wd=2., max_iter=500)
+    assert np.abs(plain.user_factors[-1] - got.user_factors[-1]).max() > 0.05   # the features moved it
+
+
+def test_many_ratings_converge_to_plain_fold_in():
+    "With a fixed wd the prior's pull is wd/(n + wd): 400 ratings leave a tenth of 40 ratings' gap to the plain fold-in"
+    e = with_user_features(planted_export(n_items=500))
+    gap = {}
+    for n in (40, 400):
+        frame, _ = planted_users(e, n_new=20, per_user=n)
+        feats = feature_frame(frame.user.unique())
+        prior, plain = fold_in(e, frame, wd=5., features=feats), fold_in(e, frame, wd=5.)
+        gap[n] = np.abs(rows_of(prior, 20) - rows_of(plain, 20)).max()
+    assert gap[400] < 0.15 * gap[40] and gap[400] < 0.03, gap
+
+
+def test_feature_prior_beats_both_on_planted_users():
+    "Users whose features embed near their true row: 3 ratings plus features beat 3 ratings alone and features alone"
+    e = planted_export(n_items=500)
+    frame, truth = planted_users(e, n_new=200, per_user=40, noise=0.3)
+    r = np.random.default_rng(9)
+    from fastcf.features import SideFeatures
+    feats = pd.DataFrame(np.eye(200, dtype=np.float32), index=frame.user.unique(), columns=[f'f{j}' for j in range(200)])
+    noisy = truth + r.normal(0, 0.25, truth.shape)                    # each user's one feature embeds to its row plus noise
+    h = CollabExport('dot', 'user', 'item', e.users, e.items, e.user_factors, e.item_factors, e.user_bias, e.item_bias,
+                     user_features=SideFeatures(list(feats.columns), noisy[:, :-1], noisy[:, -1]))
+    seen = frame.groupby('user').head(3)
+    test = frame.drop(seen.index)
+    err = lambda exp: float(np.sqrt(np.mean((predict(exp, test) - test.rating.values) ** 2)))
+    both, ratings, features = err(fold_in(h, seen, features=feats)), err(fold_in(h, seen)), err(fold_in(h, features=feats))
+    assert both < 0.95 * min(ratings, features), (both, ratings, features)
+
+
+def test_feature_prior_bad_input(planted):
+    frame = planted_users(planted, n_new=2)[0]
+    with pytest.raises(FoldInError, match="features= needs a hybrid export with user features; this one has none"):
+        fold_in(planted, frame, features=feature_frame([10_000]))
+    e = with_user_features(planted)
+    with pytest.raises(FoldInError, match="needs a hybrid export with item features"):
+        fold_in(e, frame.rename(columns={'user': 'item', 'item': 'user'}).assign(item=lambda d: d.item + 5000), side='item',
+                features=feature_frame([15_000]))
+    with pytest.raises(FoldInError, match="unknown: \\['g0'\\]; missing: \\['f0'\\]"):
+        fold_in(e, frame, features=feature_frame([10_000]).rename(columns={'f0': 'g0'}))
+    with pytest.raises(FoldInError, match="NaN or infinite"):
+        fold_in(e, frame, features=feature_frame([10_000]).replace(0., np.nan))
+    with pytest.raises(FoldInError, match="indexed by str IDs"):
+        fold_in(e, frame, features=feature_frame(['u1']))
+    with pytest.raises(FoldInError, match=r"1 user ID\(s\) are already in the model, e\.g\. \[5\]"):
+        fold_in(e, frame, features=feature_frame([5]))
+    with pytest.raises(FoldInError, match="duplicate ID"):
+        fold_in(e, frame, features=feature_frame([10_000, 10_000]))
+    with pytest.raises(FoldInError, match="must be a DataFrame indexed by ID"):
+        fold_in(e, frame, features=np.ones((1, 6)))
 
 
 # --- the split: fastcf.solve holds the prior and the solver
