@@ -20,8 +20,8 @@ from .evaluate import split_by_user, ranking_metrics, coverage, popularity_recs
 _all_ = ['ImplicitDataLoaders']   # defined in fastcf.implicit_data; README's `from fastcf.implicit import ImplicitDataLoaders`
 
 # %% auto #0
-__all__ = ['ImplicitLoss', 'evaluate_implicit', 'RankingMetric', 'ranking_metrics_at', 'implicit_learner', 'train_implicit',
-           'implicit_demo', 'ImplicitDataLoaders']
+__all__ = ['ImplicitLoss', 'evaluate_implicit', 'RankingMetric', 'ranking_metrics_at', 'implicit_learner', 'epoch_metrics',
+           'plot_metrics', 'train_implicit', 'implicit_demo', 'ImplicitDataLoaders']
 
 # %% ../nbs/34_implicit.ipynb #a445b58e
 class ImplicitLoss:
@@ -97,6 +97,43 @@ def implicit_learner(
     if metrics is None: metrics = ranking_metrics_at(k) if len(dls.heldout) else []
     return collab_learner(dls, n_factors=n_factors, use_nn=use_nn, loss_func=ImplicitLoss(loss), metrics=metrics, sparse=sparse,
                           **kwargs)
+
+# %% ../nbs/34_implicit.ipynb #d2b7e6f1
+def epoch_metrics(
+    learn:Learner,   # a trained Learner
+) -> pd.DataFrame:
+    "The Recorder's per-epoch values as a DataFrame: one row per epoch, columns as in fastai's training table (no time)"
+    values = getattr(learn.recorder, 'values', [])      # a Learner that never trained has none
+    if not len(values): raise ValueError("this Learner has no recorded epochs: train it first (fit or fit_one_cycle)")
+    names = [n for n in learn.recorder.metric_names[1:] if n != 'time'][:len(values[0])]
+    return pd.DataFrame([list(map(float, row)) for row in values], columns=names).rename_axis('epoch')
+
+def plot_metrics(
+    learn:Learner,        # a trained Learner, e.g. from `implicit_learner` or `train_implicit`
+    ax=None,              # matplotlib Axes for the metrics (None: a new figure)
+    losses:bool=True,     # also draw train_loss and valid_loss, dashed, on a second y axis
+    figsize=(7, 4),       # size of a new figure
+):
+    "Line plot of `epoch_metrics(learn)`: each metric per epoch, the losses on a second axis; returns the metrics' Axes"
+    try: import matplotlib.pyplot as plt
+    except ImportError: raise ImportError("plot_metrics needs matplotlib: pip install 'fastcf[plot]' (or pip install matplotlib)") from None
+    table = epoch_metrics(learn)
+    loss_cols = [c for c in table.columns if c in ('train_loss', 'valid_loss')]
+    metric_cols = [c for c in table.columns if c not in loss_cols]
+    if ax is None: _, ax = plt.subplots(figsize=figsize)
+    for col in metric_cols: ax.plot(table.index, table[col], marker='o', label=col)
+    ax.set_xlabel('epoch'); ax.set_ylabel('held-out metric' if metric_cols else 'loss')
+    ax.set_xticks(table.index)
+    handles, labels = ax.get_legend_handles_labels()
+    if losses and loss_cols:
+        twin = ax.twinx() if metric_cols else ax
+        for col, colour in zip(loss_cols, ('tab:grey', 'black')): twin.plot(table.index, table[col], ls='--', color=colour, label=col)
+        if twin is not ax:
+            twin.set_ylabel('loss')
+            h, l = twin.get_legend_handles_labels(); handles, labels = handles + h, labels + l
+    if handles: ax.legend(handles, labels, loc='center right')
+    ax.set_title(f"per epoch: {', '.join(metric_cols) or 'losses'}")
+    return ax
 
 # %% ../nbs/34_implicit.ipynb #8b85980e
 def train_implicit(
