@@ -54,13 +54,18 @@ def test_good_notebook_passes():
     (code('display(df)\ny = 2'), 'calls display'),
     (code('plot_factors(exp);'), 'plots (plot_factors)'),
     (code('ax.plot([1, 2]);'), 'plots (ax.plot)'),
-    (code('learn.show_results();'), 'plots (learn.show_results)'),
+    (code('learn.show_results();'), 'shows (learn.show_results)'),
+    (code('dls.show_batch()'), 'shows (dls.show_batch)'),
     (code('plt.hist(x);'), 'plots (plt.hist)'),
 ])
 def test_missing_output_rejected(cell, expected):
     "A cell that ends in an expression, prints, displays or plots, saved without output, is refused"
     found = problems_of(nb(*GOOD['cells'], cell))
     assert found == [f'{expected} but has no saved output'], found
+
+def test_show_batch_may_be_a_table():
+    "fastai's show_batch on tabular data displays a table, not a figure: any saved output will do"
+    assert problems_of(nb(code('dls.show_batch()', result('   user  movie', **{'text/html': '<table/>'})))) == []
 
 def test_plot_needs_an_image():
     "A plot whose only saved output is text (the figure was not drawn) is refused"

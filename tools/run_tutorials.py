@@ -68,9 +68,13 @@ def _call_name(node) -> str:
     return '.'.join(reversed(parts))
 
 def is_plot(name:str) -> bool:
-    "A plotting call: its name starts with `plot`, ends in `.plot`/`show_batch`/`show_results`, or is `plt.*`"
+    "A plotting call: its name starts with `plot` or ends in `.plot`, or is `plt.*`"
     last = name.rsplit('.', 1)[-1]
-    return (last.startswith('plot') or last in ('show_batch', 'show_results') or name.startswith('plt.'))
+    return last.startswith('plot') or name.startswith('plt.')
+
+def is_show(name:str) -> bool:
+    "fastai's `show_batch`/`show_results`: a table for tabular data, a figure for images; either way, an output"
+    return name.rsplit('.', 1)[-1] in ('show_batch', 'show_results')
 
 def needs_output(cell:dict) -> str:
     "Why this code cell must have a saved output ('' if it need not): the reason names the statement"
@@ -87,6 +91,7 @@ def needs_output(cell:dict) -> str:
             name = _call_name(stmt.value)
             if name in ('print', 'display'): return f'calls {name}'
             if is_plot(name): return f'plots ({name})'
+            if is_show(name): return f'shows ({name})'
     last = body[-1]
     if not isinstance(last, ast.Expr): return ''
     if code.rstrip().endswith(';'): return ''
