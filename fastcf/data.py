@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np, pandas as pd
 
 # %% auto #0
-__all__ = ['PRESETS', 'FASTAI_WARNINGS', 'ML100K_COLUMNS', 'synthetic_ratings', 'fastai_quietly', 'movielens_100k', 'Stopwatch']
+__all__ = ['PRESETS', 'FASTAI_WARNINGS', 'ML100K_COLUMNS', 'synthetic_ratings', 'planted_features', 'fastai_quietly',
+           'movielens_100k', 'Stopwatch']
 
 # %% ../nbs/01_data.ipynb #5bb78358
 PRESETS = {
@@ -94,6 +95,30 @@ def synthetic_ratings(
                  user_bias=user_bias, item_bias=item_bias, centre=centre, spread=spread,
                  noise_rmse=cfg['noise'] * spread, scale=(low, high))
     return df, truth
+
+# %% ../nbs/01_data.ipynb #8ba8d505
+def planted_features(
+    truth:dict,            # the planted truth, from `synthetic_ratings(..., return_truth=True)`
+    seed:int=42,           # seed of the hyperplanes, their noise and the family centres
+    n_bits:int=256,        # fingerprint bits per user (molecule)
+    n_families:int=20,     # families of the items (targets)
+) -> tuple:
+    "`(fingerprints, families)`: sparse bits per user (a `FeatureTable`) and a one-hot family per item, planted from `truth`"
+    from fastcf.features import FeatureTable
+    rng = np.random.default_rng(seed + 100)
+    latent = np.concatenate([truth['user_factors'], truth['user_bias'][:, None]], 1)
+    proj = latent @ rng.normal(size=(latent.shape[1], n_bits)) + 0.5 * rng.normal(size=(len(latent), n_bits))
+    bits = proj > np.quantile(proj, 0.9, axis=0)                    # each bit set for 10% of the users
+    _, cols = np.nonzero(bits)
+    indptr = np.zeros(len(latent) + 1, np.int64); np.cumsum(bits.sum(1), out=indptr[1:])
+    fingerprints = FeatureTable(truth['user_ids'], [f'bit{j}' for j in range(n_bits)], indptr, cols,
+                                np.ones(len(cols), np.float32), side='user')
+    factors = truth['item_factors']
+    centres = factors[rng.choice(len(factors), n_families, replace=False)]
+    family = ((factors[:, None, :] - centres[None]) ** 2).sum(2).argmin(1)
+    families = pd.DataFrame(np.eye(n_families, dtype=np.float32)[family], index=truth['item_ids'],
+                            columns=[f'family{j}' for j in range(n_families)])
+    return fingerprints, families
 
 # %% ../nbs/01_data.ipynb #07ddc347
 import warnings
