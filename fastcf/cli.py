@@ -170,7 +170,7 @@ def same_id_kind(*columns) -> list:
     as_int = all(bool(t.str.fullmatch(_INT).all()) for t in texts)
     return [t.astype('int64') if as_int else t.astype(object) for t in texts]
 
-# %% ../nbs/70_cli.ipynb #bf0bd7a5
+# %% ../nbs/70_cli.ipynb #17722ae5
 _BOOL = {'true': 1., 'false': 0.}
 
 def _feature_column(df, c, sep, path, what) -> tuple:
@@ -447,7 +447,7 @@ def baseline_note(
     return f"{note}: {why} too few to learn more than which items are popular; more data should help"
 
 
-# %% ../nbs/70_cli.ipynb #ed54f2ef
+# %% ../nbs/70_cli.ipynb #723623ac
 def _fingerprint_text(table, ids) -> list:
     "For each of `ids`, its active features in `table` joined by '|' (how a feature file spells a multi-label column)"
     import numpy as np, pandas as pd
@@ -629,7 +629,7 @@ def cmd_fit(
     saved = from_learner(learn).save(path)
     print(f"saved {saved} ({saved.stat().st_size / 1e6:.1f} MB); valid RMSE {float(learn.recorder.values[-1][1]) ** 0.5:.4f}")
 
-# %% ../nbs/70_cli.ipynb #8419565a
+# %% ../nbs/70_cli.ipynb #0eb2621b
 def _side_features(df, user, item, user_features, item_features, sep) -> dict:
     "`{'user': FeatureTable|None, 'item': …}` from `fit`'s feature files, their IDs read as the ratings' are (`same_id_kind`)"
     from fastcf.features import FeatureTable
@@ -731,7 +731,8 @@ def _add_from_features(exp, side:str, path, sep, log=print):
     if feats is None: raise UsageError(f"{option}: this model has no {side} features (it was trained without --{side}-features), "
                                        f"so it cannot score a new {side} from its features")
     ids, table, text_columns = read_features(path, side, name, sep, what=f'{option} file')
-    ids = parse_ids(ids.rename(name), vocab)
+    try: ids = parse_ids(ids.rename(name), vocab)
+    except UsageError as e: raise UsageError(f"{option} file {str(path)!r}: {e}") from None
     table = FeatureTable(ids.to_numpy(), table.names, table.indptr, table.indices, table.values, side)
     table = match_features(table, text_columns, feats.names, path, what=f'{option} file')
     try: exp = exp.add_users(table) if side == 'user' else exp.add_items(table)

@@ -40,6 +40,9 @@ def hand(tmp_path_factory):
                        e.item_bias, y_range=e.y_range, user_features=feats)
     exp.save(d / 'h.fcf')
     e.save(d / 'plain.fcf')
+    i = random_export(n_users=5, n_items=3, n_factors=4, ids='int')
+    CollabExport('dot', i.user_name, i.item_name, i.users, i.items, i.user_factors, i.item_factors, i.user_bias, i.item_bias,
+                 y_range=i.y_range, user_features=feats).save(d / 'int_ids.fcf')
     return d, exp, feats
 
 
@@ -109,6 +112,8 @@ def test_recommend_feature_errors(hand, tmp_path):
     assert_usage_error(rec(d / 'h.fcf', '--new-user-features', w('dup.csv', 'user,genre,age\nn1,a,1\nn1,b,2\n'), '--feature-sep', '|'),
                        "column 'user' has ID 'n1' a second time")
     assert_usage_error(rec(d / 'h.fcf', '--new-user-features', w('na.csv', 'user,genre,age\n#na#,a,1\n'), '--feature-sep', '|'), "'#na#'")
+    assert_usage_error(rec(d / 'int_ids.fcf', '--new-user-features', w('text_ids.csv', 'user,genre,age\nx1,a,1\n'), '--feature-sep', '|'),
+                       f"--new-user-features file {str(tmp_path / 'text_ids.csv')!r}: 'user' has non-integer ID 'x1', but the model's user IDs are integers")
     assert_usage_error(rec(d / 'h.fcf', '--new-user-features', tmp_path / 'nope.csv'), 'does not exist')
     assert_usage_error(rec(d / 'h.fcf', '--new-user-features', good, '--new-users', good), 'give one')
     assert_usage_error(rec(d / 'h.fcf', '--feature-sep', '|'), '--feature-sep splits the text columns')
