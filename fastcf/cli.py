@@ -170,7 +170,7 @@ def same_id_kind(*columns) -> list:
     as_int = all(bool(t.str.fullmatch(_INT).all()) for t in texts)
     return [t.astype('int64') if as_int else t.astype(object) for t in texts]
 
-# %% ../nbs/70_cli.ipynb #17722ae5
+# %% ../nbs/70_cli.ipynb #76be0b6c
 _BOOL = {'true': 1., 'false': 0.}
 
 def _feature_column(df, c, sep, path, what) -> tuple:
@@ -447,12 +447,19 @@ def baseline_note(
     return f"{note}: {why} too few to learn more than which items are popular; more data should help"
 
 
-# %% ../nbs/70_cli.ipynb #723623ac
-def _fingerprint_text(table, ids) -> list:
-    "For each of `ids`, its active features in `table` joined by '|' (how a feature file spells a multi-label column)"
+# %% ../nbs/70_cli.ipynb #19014f8d
+def _labels_text(features, sep:str='|') -> list:
+    "For each row of `features` (a 0/1 DataFrame; sparse columns are read as stored), its nonzero columns' names joined by `sep`"
     import numpy as np, pandas as pd
-    names, pos = np.asarray(table.names, dtype=object), pd.Index(table.ids).get_indexer(ids)
-    return ['|'.join(names[table.indices[table.indptr[p]:table.indptr[p + 1]]]) for p in pos]
+    rows, cols = [], []
+    for j, c in enumerate(features.columns):
+        a = features[c].array
+        r = a.sp_index.indices[a.sp_values != 0] if isinstance(a, pd.arrays.SparseArray) else np.flatnonzero(np.asarray(a) != 0)
+        rows.append(r); cols.append(np.full(len(r), j))
+    rows, cols = np.concatenate(rows), np.concatenate(cols)
+    order = np.lexsort((cols, rows))
+    names = np.asarray(features.columns.astype(str), dtype=object)[cols[order]]
+    return [sep.join(g) for g in np.split(names, np.cumsum(np.bincount(rows, minlength=len(features)))[:-1])]
 
 def hybrid_demo(
     small:bool=False,          # the 'bio-small' preset (3,000 molecules × 200 targets) instead of 'bio' (45,854 × 488)
@@ -486,10 +493,10 @@ def hybrid_demo(
     warm = molecules[~np.isin(molecules, cold)]
     targets = pd.DataFrame({item: families.index, 'family': families.columns[families.to_numpy().argmax(1)]})
     paths = dict(zip(('train', 'heldout', 'molecules', 'new_molecules', 'targets'), _write_split(out, train=train_df, heldout=held,
-        molecules=pd.DataFrame({user: warm, 'fingerprint': _fingerprint_text(fingerprints, warm)}),
-        new_molecules=pd.DataFrame({user: cold, 'fingerprint': _fingerprint_text(fingerprints, cold)}), targets=targets)))
+        molecules=pd.DataFrame({user: warm, 'fingerprint': _labels_text(fingerprints.loc[warm])}),
+        new_molecules=pd.DataFrame({user: cold, 'fingerprint': _labels_text(fingerprints.loc[cold])}), targets=targets)))
     log(f"data: {preset} preset, {len(ratings):,} activities of {len(molecules):,} {user}s × {len(targets):,} {item}s, with planted "
-        f"{fingerprints.n_features}-bit fingerprints ({len(fingerprints.values) / len(fingerprints):.0f} bits a {user}) and "
+        f"{fingerprints.shape[1]}-bit fingerprints ({fingerprints.sparse.density * fingerprints.shape[1]:.0f} bits a {user}) and "
         f"{families.shape[1]} {item} families")
     log(f"  {len(cold):,} {user}s held out whole ({len(held):,} activities): never measured, scored from their fingerprints alone; "
         f"{len(train_df):,} activities of the other {len(warm):,} for training")
@@ -629,7 +636,7 @@ def cmd_fit(
     saved = from_learner(learn).save(path)
     print(f"saved {saved} ({saved.stat().st_size / 1e6:.1f} MB); valid RMSE {float(learn.recorder.values[-1][1]) ** 0.5:.4f}")
 
-# %% ../nbs/70_cli.ipynb #0eb2621b
+# %% ../nbs/70_cli.ipynb #82f4714d
 def _side_features(df, user, item, user_features, item_features, sep) -> dict:
     "`{'user': FeatureTable|None, 'item': …}` from `fit`'s feature files, their IDs read as the ratings' are (`same_id_kind`)"
     from fastcf.features import FeatureTable

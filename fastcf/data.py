@@ -103,20 +103,17 @@ def planted_features(
     n_bits:int=256,        # fingerprint bits per user (molecule)
     n_families:int=20,     # families of the items (targets)
 ) -> tuple:
-    "`(fingerprints, families)`: sparse bits per user (a `FeatureTable`) and a one-hot family per item, planted from `truth`"
-    from fastcf.features import FeatureTable
+    "`(fingerprints, families)`: sparse 0/1 bits per user and a one-hot family per item, DataFrames indexed by ID, planted from `truth`"
     rng = np.random.default_rng(seed + 100)
     latent = np.concatenate([truth['user_factors'], truth['user_bias'][:, None]], 1)
     proj = latent @ rng.normal(size=(latent.shape[1], n_bits)) + 0.5 * rng.normal(size=(len(latent), n_bits))
     bits = proj > np.quantile(proj, 0.9, axis=0)                    # each bit set for 10% of the users
-    _, cols = np.nonzero(bits)
-    indptr = np.zeros(len(latent) + 1, np.int64); np.cumsum(bits.sum(1), out=indptr[1:])
-    fingerprints = FeatureTable(truth['user_ids'], [f'bit{j}' for j in range(n_bits)], indptr, cols,
-                                np.ones(len(cols), np.float32), side='user')
+    fingerprints = pd.DataFrame({f'bit{j}': pd.arrays.SparseArray(bits[:, j].astype(np.float64), fill_value=0.) for j in range(n_bits)},
+                                index=pd.Index(truth['user_ids']))
     factors = truth['item_factors']
     centres = factors[rng.choice(len(factors), n_families, replace=False)]
     family = ((factors[:, None, :] - centres[None]) ** 2).sum(2).argmin(1)
-    families = pd.DataFrame(np.eye(n_families, dtype=np.float32)[family], index=truth['item_ids'],
+    families = pd.DataFrame(np.eye(n_families, dtype=np.float32)[family], index=pd.Index(truth['item_ids']),
                             columns=[f'family{j}' for j in range(n_families)])
     return fingerprints, families
 

@@ -158,7 +158,7 @@ def planted(tmp_path_factory):
     ratings, truth = synthetic_ratings(preset='bio-small', n_users=400, n_items=40, density=0.3, seed=1, return_truth=True)
     fps, families = planted_features(truth, seed=1, n_bits=64, n_families=5)
     cold = truth['user_ids'][:80]
-    dense = fps.dense().astype(bool)
+    dense = fps.sparse.to_dense().astype(bool)
     text = lambda ids: ['|'.join(dense.columns[dense.loc[i].to_numpy()]) for i in ids]
     ratings[~ratings.molecule.isin(cold)].to_csv(d / 'train.csv', index=False)
     ratings[ratings.molecule.isin(cold)].to_csv(d / 'held.csv', index=False)
