@@ -170,7 +170,7 @@ def same_id_kind(*columns) -> list:
     as_int = all(bool(t.str.fullmatch(_INT).all()) for t in texts)
     return [t.astype('int64') if as_int else t.astype(object) for t in texts]
 
-# %% ../nbs/70_cli.ipynb #76be0b6c
+# %% ../nbs/70_cli.ipynb #2e84496e
 _BOOL = {'true': 1., 'false': 0.}
 
 def _feature_column(df, c, sep, path, what) -> tuple:
@@ -447,7 +447,7 @@ def baseline_note(
     return f"{note}: {why} too few to learn more than which items are popular; more data should help"
 
 
-# %% ../nbs/70_cli.ipynb #19014f8d
+# %% ../nbs/70_cli.ipynb #b7740a63
 def _labels_text(features, sep:str='|') -> list:
     "For each row of `features` (a 0/1 DataFrame; sparse columns are read as stored), its nonzero columns' names joined by `sep`"
     import numpy as np, pandas as pd
@@ -636,7 +636,7 @@ def cmd_fit(
     saved = from_learner(learn).save(path)
     print(f"saved {saved} ({saved.stat().st_size / 1e6:.1f} MB); valid RMSE {float(learn.recorder.values[-1][1]) ** 0.5:.4f}")
 
-# %% ../nbs/70_cli.ipynb #82f4714d
+# %% ../nbs/70_cli.ipynb #887e8400
 def _side_features(df, user, item, user_features, item_features, sep) -> dict:
     "`{'user': FeatureTable|None, 'item': …}` from `fit`'s feature files, their IDs read as the ratings' are (`same_id_kind`)"
     from fastcf.features import FeatureTable
