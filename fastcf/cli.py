@@ -11,14 +11,16 @@ from functools import partial
 from json import dumps
 from pathlib import Path
 from typing import Literal, get_args, get_origin, get_type_hints
+from fastcore.basics import ifnone
 from fastcore.docments import docments
 import fastcf
 
 # %% auto #0
-__all__ = ['whole', 'positive', 'non_negative', 'finite', 'fraction', 'seed_number', 'batch_size', 'EXAMPLES', 'UsageError',
-           'parse_ids', 'read_table', 'number', 'layer_sizes', 'y_range_text', 'device_name', 'min_ratings',
-           'check_fit', 'same_id_kind', 'call_command', 'add_command', 'cmd_demo', 'baseline_note', 'cmd_fit',
-           'cmd_recommend', 'cmd_evaluate', 'cmd_info', 'build_parser', 'main']
+__all__ = ['whole', 'positive', 'non_negative', 'finite', 'fraction', 'probability', 'seed_number', 'batch_size', 'EXAMPLES',
+           'UsageError', 'parse_ids', 'read_table', 'number', 'layer_sizes', 'y_range_text', 'device_name',
+           'min_ratings', 'check_fit', 'same_id_kind', 'read_features', 'match_features', 'call_command', 'add_command',
+           'cmd_demo', 'baseline_note', 'hybrid_demo', 'cmd_fit', 'cmd_recommend', 'cmd_evaluate', 'cmd_info',
+           'build_parser', 'main']
 
 # %% ../nbs/70_cli.ipynb #ace63675
 class UsageError(Exception):
@@ -138,7 +140,7 @@ def device_name(text:str) -> str:
     return text
 
 whole, positive, non_negative, finite = number(int, at_least=1), number(above=0), number(at_least=0), number()
-fraction = number(above=0, below=1)
+fraction, probability = number(above=0, below=1), number(at_least=0, below=1)
 seed_number, batch_size = number(int, at_least=0, below=2**32), number(int, at_least=1, below=2**31)
 
 # %% ../nbs/70_cli.ipynb #03a3919f
@@ -168,27 +170,133 @@ def same_id_kind(*columns) -> list:
     as_int = all(bool(t.str.fullmatch(_INT).all()) for t in texts)
     return [t.astype('int64') if as_int else t.astype(object) for t in texts]
 
+# %% ../nbs/70_cli.ipynb #2e84496e
+_BOOL = {'true': 1., 'false': 0.}
+
+def _feature_column(df, c, sep, path, what) -> tuple:
+    "`(rows, features, values, names, text)` of one feature column's nonzeros: numeric or bool values, or (with `sep`) one-hot labels of a text column"
+    import numpy as np, pandas as pd
+    text = df[c].fillna('').astype(str).str.strip()
+    present = (text != '').to_numpy()
+    lower = text.str.lower()
+    numbers = pd.to_numeric(text.where(present, '0'), errors='coerce')
+    is_bool = bool(lower[present].isin(list(_BOOL)).all()) and present.any()
+    if is_bool or bool(numbers.notna().all()):
+        if not present.all():
+            i = int(np.argmin(present))
+            raise UsageError(f"{what} {str(path)!r}: column {c!r} is empty on {int((~present).sum()):,} row(s), e.g. data row {i + 1}; "
+                             "give 0 for an absent numeric feature")
+        values = (lower.map(_BOOL) if is_bool else numbers).to_numpy(np.float64)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise UsageError(f"{what} {str(path)!r}: column {c!r} has non-finite value {df[c].iloc[i]!r} on data row {i + 1}")
+        rows = np.flatnonzero(values)
+        return rows, np.full(len(rows), str(c), dtype=object), values[rows], [str(c)], False
+    if sep is None:
+        i = int(np.argmax(numbers.isna().to_numpy()))
+        raise UsageError(f"{what} {str(path)!r}: column {c!r} is not numeric (e.g. {df[c].iloc[i]!r} on data row {i + 1}); "
+                         f"to one-hot encode a text column give --feature-sep, e.g. --feature-sep '|'")
+    labels = text.str.split(sep, regex=False).explode().str.strip().rename('label').rename_axis('row').reset_index()
+    labels = labels[labels.label != ''].drop_duplicates()                  # a label repeated in one cell counts once
+    features = (str(c) + '=' + labels.label).to_numpy(object)
+    return labels.row.to_numpy(np.int64), features, np.ones(len(labels)), list(pd.unique(features)), True
+
+def read_features(
+    path,                   # CSV (or .parquet): an ID column, then one column per feature
+    side:str,               # 'user' or 'item', for the table and the messages
+    id_column:str,          # the ID column (the ratings' user or item column); absent from the file: its first column
+    sep:str=None,           # `--feature-sep`: split text columns on it and one-hot encode each label as feature 'COLUMN=LABEL'
+    what:str='features file', # what the file is, for messages
+) -> tuple:
+    "`(ids, table, text_columns)`: a feature file's IDs as text (a Series), its features as a sparse `FeatureTable`, and its text columns"
+    import numpy as np, pandas as pd
+    from fastcf.features import FeatureTable
+    df = read_table(path, [], what=what)
+    if id_column not in df.columns: id_column = df.columns[0]
+    ids = df[id_column].fillna('').astype(str).str.strip()
+    bad = ((ids == '') | (ids == '#na#') | ids.duplicated()).to_numpy()
+    if bad.any():
+        i = int(np.argmax(bad))
+        reason = ('an empty ID' if ids[i] == '' else "'#na#', fastai's placeholder for unknown IDs, not an ID" if ids[i] == '#na#'
+                  else f"ID {ids[i]!r} a second time (one row per ID)")
+        raise UsageError(f"{what} {str(path)!r}: column {id_column!r} has {reason} on data row {i + 1}")
+    columns = [c for c in df.columns if c != id_column]
+    if not columns: raise UsageError(f"{what} {str(path)!r} has no feature column besides its ID column {id_column!r}")
+    parts = [_feature_column(df, c, sep, path, what) for c in columns]
+    names = [n for p in parts for n in p[3]]
+    text_columns = [str(c) for c, p in zip(columns, parts) if p[4]]
+    clash = sorted(pd.Series(names)[pd.Series(names).duplicated()].unique())
+    if clash: raise UsageError(f"{what} {str(path)!r}: feature name(s) {clash[:3]} are both a column and a label; rename the column")
+    rows = np.concatenate([p[0] for p in parts])
+    cols = pd.Index(names).get_indexer(np.concatenate([p[1] for p in parts]))
+    values = np.concatenate([p[2] for p in parts])
+    order = np.lexsort((cols, rows))
+    indptr = np.zeros(len(df) + 1, np.int64); np.cumsum(np.bincount(rows, minlength=len(df)), out=indptr[1:])
+    table = FeatureTable(ids.to_numpy(object), list(names), indptr, cols[order], values[order].astype(np.float32), side)
+    return ids, table, text_columns
+
+def match_features(
+    table,                  # a `FeatureTable` from `read_features`, its IDs already of the model's type
+    text_columns:list,      # its text columns (one-hot encoded)
+    names:list,             # the model's feature names for this side (`SideFeatures.names`)
+    path,                   # the file, for messages
+    what:str='features file', # what the file is, for messages
+):
+    "`table` with exactly the model's features, in its order: a label the model lacks is ignored (with a warning), a label it has that the file lacks is 0, a numeric column either lacks is an error"
+    import numpy as np
+    from fastcf.features import FeatureTable
+    at = {str(n): j for j, n in enumerate(names)}
+    col = np.array([at.get(str(n), -1) for n in table.names], np.int64)
+    labelled = lambda n: '=' in str(n) and str(n).split('=', 1)[0] in text_columns
+    extra = [n for n, j in zip(table.names, col) if j < 0 and not labelled(n)]
+    if extra: raise UsageError(f"{what} {str(path)!r} has column(s) {extra[:5]} the model was not trained on; its {len(names):,} "
+                               f"features are e.g. {[str(n) for n in names[:5]]}")
+    have = set(map(str, table.names))
+    missing = [n for n in names if str(n) not in have and not labelled(n)]
+    if missing:
+        gone = sorted({str(n).split('=', 1)[0] for n in missing})
+        raise UsageError(f"{what} {str(path)!r} lacks the feature column(s) {gone[:5]} the model was trained on (e.g. feature {str(missing[0])!r})"
+                         + ("; give --feature-sep to one-hot encode text columns" if any('=' in str(n) for n in missing) else ''))
+    unknown = [n for n, j in zip(table.names, col) if j < 0]
+    if unknown:
+        print(f"warning: {len(unknown):,} label(s) in {what} {str(path)!r} are not among the model's features and are ignored, "
+              f"e.g. {unknown[:5]}", file=sys.stderr)
+    keep = col[table.indices] >= 0
+    rows = np.repeat(np.arange(len(table)), np.diff(table.indptr))[keep]
+    indptr = np.zeros(len(table) + 1, np.int64); np.cumsum(np.bincount(rows, minlength=len(table)), out=indptr[1:])
+    return FeatureTable(table.ids, list(names), indptr, col[table.indices][keep], table.values[keep], table.side)
+
 # %% ../nbs/70_cli.ipynb #1499c002
-EXAMPLES = {   # one line per command, runnable as written after `fastcf demo --small` (which writes fastcf-demo/)
-    None: "fastcf demo --small",
-    'demo': "fastcf demo --small",
-    'fit': "fastcf fit fastcf-demo/train.csv --user molecule --item target --rating pchembl --out model.fcf",
-    'recommend': "fastcf recommend fastcf-demo/model.fcf --k 10 --exclude fastcf-demo/train.csv --out top10.csv",
-    'evaluate': "fastcf evaluate top10.csv fastcf-demo/heldout.csv --k 10 --relevance 7",
-    'info': "fastcf info fastcf-demo/model.fcf",
+EXAMPLES = {   # (command line, what it needs or writes): each runs as written, in this order, after `fastcf demo --small`
+    None: [("fastcf demo --small", "writes fastcf-demo/: model.fcf, the top-50 for every molecule, and its split, train.csv "
+                                   "and heldout.csv; then run 'fastcf COMMAND --help'")],
+    'demo': [("fastcf demo --small", "writes fastcf-demo/model.fcf, recs.parquet (recs.csv without pyarrow), and the split it "
+                                     "trained and evaluated on: train.csv and heldout.csv"),
+             ("fastcf demo --hybrid --small", "writes fastcf-demo-hybrid/: a hybrid model on planted fingerprints and target "
+              "families, its split, and the feature files molecules.csv, new_molecules.csv (never measured) and targets.csv")],
+    'fit': [("fastcf fit fastcf-demo/train.csv --user molecule --item target --rating pchembl --out model.fcf",
+             "after fastcf demo --small: its training split, one row per rating, columns molecule, target, pchembl"),
+            ("fastcf fit fastcf-demo-hybrid/train.csv --user molecule --item target --rating pchembl "
+             "--user-features fastcf-demo-hybrid/molecules.csv --item-features fastcf-demo-hybrid/targets.csv --feature-sep '|' "
+             "--out hybrid.fcf", "after fastcf demo --hybrid --small: a hybrid model; the feature files' columns fingerprint "
+             "and family hold '|'-separated labels")],
+    'recommend': [("fastcf recommend fastcf-demo/model.fcf --k 10 --exclude fastcf-demo/train.csv --out top10.csv",
+                   "after fastcf demo --small; --exclude leaves out the pairs the model was trained on"),
+                  ("fastcf recommend fastcf-demo-hybrid/model.fcf --new-user-features fastcf-demo-hybrid/new_molecules.csv "
+                   "--feature-sep '|' --k 10 --out new_top10.csv",
+                   "after fastcf demo --hybrid --small: molecules never measured, ranked from their fingerprints alone")],
+    'evaluate': [("fastcf evaluate top10.csv fastcf-demo/heldout.csv --k 10 --relevance 7",
+                  "top10.csv from the recommend example, against the demo's held-out split"),
+                 ("fastcf evaluate new_top10.csv fastcf-demo-hybrid/heldout.csv --k 10 --relevance 7",
+                  "new_top10.csv from the second recommend example, against those molecules' measured activities")],
+    'info': [("fastcf info fastcf-demo/model.fcf", "after fastcf demo --small"),
+             ("fastcf info fastcf-demo-hybrid/model.fcf", "after fastcf demo --hybrid --small: a hybrid export lists its features")],
 }
-_NEEDS = {None: "writes fastcf-demo/: model.fcf, the top-50 for every molecule, and its split, train.csv and heldout.csv; "
-                "then run 'fastcf COMMAND --help'",
-          'demo': "writes fastcf-demo/model.fcf, recs.parquet (recs.csv without pyarrow), and the split it trained "
-                  "and evaluated on: train.csv and heldout.csv",
-          'fit': "after fastcf demo --small: its training split, one row per rating, columns molecule, target, pchembl",
-          'recommend': "after fastcf demo --small; --exclude leaves out the pairs the model was trained on",
-          'info': "after fastcf demo --small",
-          'evaluate': "top10.csv from the recommend example, against the demo's held-out split"}
 
 def _epilog(command) -> str:
-    "The one runnable example a command's `--help` ends with (every fastcf command has one: the tests run them)"
-    return f"example ({_NEEDS[command]}):\n  {EXAMPLES[command]}" if command in EXAMPLES else None
+    "The runnable examples a command's `--help` ends with (every fastcf command has them: the tests run them)"
+    return '\n'.join(f"example ({needs}):\n  {line}" for line, needs in EXAMPLES[command]) if command in EXAMPLES else None
 
 class _Parser(argparse.ArgumentParser):
     "An argparse parser whose errors are one line (a `UsageError`) instead of the usage text and `sys.exit`"
@@ -240,9 +348,13 @@ def cmd_demo(
     relevance:finite=7.0,       # held-out activity that counts as a hit
     compare_fastai:bool=False,  # also train fastai's own model and compare the losses
     implicit:bool=False,        # implicit feedback instead: binarised activities (active when pchembl >= 7), BPR, against popularity (uses --small, --seed, --out)
+    hybrid:bool=False,          # side features instead: planted fingerprints and target families, a hybrid model, and held-out molecules never measured scored from their fingerprints alone (uses --small, --seed, --epochs, --threads, --out)
     out:str='fastcf-demo',      # folder for model.fcf and the recommendations
 ) -> dict:
     "the whole flow on built-in bio-shaped data"
+    if implicit and hybrid: raise UsageError("--implicit and --hybrid are two different demos; give one")
+    if hybrid: return hybrid_demo(small=small, seed=seed, epochs=epochs, threads=threads,
+                                  out='fastcf-demo-hybrid' if out == 'fastcf-demo' else out)
     if implicit:
         from fastcf.implicit import implicit_demo
         return implicit_demo(small=small, seed=seed, out='fastcf-demo-implicit' if out == 'fastcf-demo' else out)
@@ -335,6 +447,97 @@ def baseline_note(
     return f"{note}: {why} too few to learn more than which items are popular; more data should help"
 
 
+# %% ../nbs/70_cli.ipynb #b7740a63
+def _labels_text(features, sep:str='|') -> list:
+    "For each row of `features` (a 0/1 DataFrame; sparse columns are read as stored), its nonzero columns' names joined by `sep`"
+    import numpy as np, pandas as pd
+    rows, cols = [], []
+    for j, c in enumerate(features.columns):
+        a = features[c].array
+        r = a.sp_index.indices[a.sp_values != 0] if isinstance(a, pd.arrays.SparseArray) else np.flatnonzero(np.asarray(a) != 0)
+        rows.append(r); cols.append(np.full(len(r), j))
+    rows, cols = np.concatenate(rows), np.concatenate(cols)
+    order = np.lexsort((cols, rows))
+    names = np.asarray(features.columns.astype(str), dtype=object)[cols[order]]
+    return [sep.join(g) for g in np.split(names, np.cumsum(np.bincount(rows, minlength=len(features)))[:-1])]
+
+def hybrid_demo(
+    small:bool=False,          # the 'bio-small' preset (3,000 molecules × 200 targets) instead of 'bio' (45,854 × 488)
+    out='fastcf-demo-hybrid',  # folder for the model, the split and the feature files
+    seed:int=42,               # seed of the data, the features, the split and the training
+    cold_pct:float=0.2,        # fraction of the molecules held out whole: never measured, scored from their fingerprints alone
+    epochs:int=4,              # epochs of fit_one_cycle
+    lr:float=None,             # max learning rate (default 5e-3 with `small`, else 1e-2)
+    bs:int=None,               # batch size (default 1024 with `small`, else 4096)
+    n_factors:int=16,          # factors of the hybrid dot model
+    identity_drop:float=0.5,   # training probability of dropping a molecule's own embedding, so its fingerprint learns to score alone
+    threads:int=None,          # torch CPU threads (default: `default_threads`)
+    relevance:float=7.,        # held-out activity that counts as a hit, for the ranking table
+    log=print,                 # progress and results
+) -> dict:
+    "Train a hybrid model on the bio preset with planted fingerprints and target families; score held-out molecules never measured"
+    import numpy as np, pandas as pd
+    from fastcf.data import synthetic_ratings, planted_features, Stopwatch
+    from fastcf.evaluate import ranking_metrics, rmse, popularity_recs
+    from fastcf.predict import recommend
+    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    watch = Stopwatch()
+    preset = 'bio-small' if small else 'bio'
+    ratings, truth = synthetic_ratings(preset=preset, seed=seed, return_truth=True)
+    fingerprints, families = planted_features(truth, seed)
+    user, item, rating = ratings.columns
+    molecules = np.asarray(truth['user_ids'], dtype=object)
+    cold = molecules[np.sort(np.random.default_rng(seed).choice(len(molecules), int(round(cold_pct * len(molecules))), replace=False))]
+    is_cold = ratings[user].isin(set(cold)).to_numpy()
+    train_df, held = ratings[~is_cold].reset_index(drop=True), ratings[is_cold].reset_index(drop=True)
+    warm = molecules[~np.isin(molecules, cold)]
+    targets = pd.DataFrame({item: families.index, 'family': families.columns[families.to_numpy().argmax(1)]})
+    paths = dict(zip(('train', 'heldout', 'molecules', 'new_molecules', 'targets'), _write_split(out, train=train_df, heldout=held,
+        molecules=pd.DataFrame({user: warm, 'fingerprint': _labels_text(fingerprints.loc[warm])}),
+        new_molecules=pd.DataFrame({user: cold, 'fingerprint': _labels_text(fingerprints.loc[cold])}), targets=targets)))
+    log(f"data: {preset} preset, {len(ratings):,} activities of {len(molecules):,} {user}s × {len(targets):,} {item}s, with planted "
+        f"{fingerprints.shape[1]}-bit fingerprints ({fingerprints.sparse.density * fingerprints.shape[1]:.0f} bits a {user}) and "
+        f"{families.shape[1]} {item} families")
+    log(f"  {len(cold):,} {user}s held out whole ({len(held):,} activities): never measured, scored from their fingerprints alone; "
+        f"{len(train_df):,} activities of the other {len(warm):,} for training")
+    watch.lap('data')
+    sides = {'user': paths['molecules'], 'item': paths['targets']}
+    features = _side_features(train_df, user, item, sides['user'], sides['item'], '|')        # as fastcf fit reads them
+    lr, bs = ifnone(lr, 5e-3 if small else 1e-2), ifnone(bs, 1024 if small else 4096)
+    log(f"training a hybrid dot model ({n_factors} factors{_features_note(features)}): fit_one_cycle({epochs}, {lr}, wd=0.05), "
+        f"bs {bs}, {user} identity dropped with p={identity_drop}")
+    import fastcf.hybrid                                      # imports fastai: seconds that are not training time
+    from fastcf.export import from_learner
+    watch.lap('import fastai')
+    learn = _train_hybrid(train_df, user, item, rating, features, sides, epochs=epochs, lr=lr, wd=0.05, n_factors=n_factors,
+                          y_range=(truth['scale'][0] - 0.5, truth['scale'][1] + 0.5), valid_pct=0.05, seed=seed, bs=bs,
+                          threads=threads, identity_drop={'user': identity_drop, 'item': 0.}, log=log)
+    watch.lap('train')
+    exp = from_learner(learn)
+    model_path = exp.save(out / 'model.fcf')
+    new, new_ids = _add_from_features(exp, 'user', paths['new_molecules'], '|', log=log)   # as fastcf recommend --new-user-features
+    watch.lap('export')
+    scored = new.score_rows(new.users.rows(held[user]), new.items.rows(held[item]))
+    mean = train_df[rating].mean()
+    target_bias = (train_df[rating] - mean).groupby(train_df[item]).mean()
+    hybrid_rmse = rmse(held[rating].to_numpy(), scored)
+    base_rmse = rmse(held[rating].to_numpy(), (mean + target_bias.reindex(held[item]).fillna(0.)).to_numpy())
+    recs = recommend(new, users=new_ids, k=10, progress=False)
+    names = dict(k=10, relevance=relevance, user_name=user, item_name=item, rating_name=rating)
+    m = ranking_metrics(recs, held, **names)
+    p = ranking_metrics(popularity_recs(train_df, new_ids, 10, user, item), held, **names)
+    watch.lap('evaluate')
+    log(f"\n{len(new_ids):,} {user}s never measured, scored from their fingerprints alone, on their {len(held):,} held-out activities:")
+    log(f"  RMSE: hybrid {hybrid_rmse:.4f}, global mean + {item} bias {base_rmse:.4f} (the noise floor is {truth['noise_rmse']:.2f})")
+    log(f"  their top-10 {item}s, {int(m['n_users']):,} {user}s with a held-out {rating} >= {relevance:g}:")
+    log(f"  {'':14} {'hybrid':>8} {'popularity':>11}")
+    for name in ('precision', 'ndcg', 'recall', 'hit_rate'): log(f"  {name + '@10':14} {m[name]:8.4f} {p[name]:11.4f}")
+    log(watch.report())
+    log(f"files in {out}: model.fcf (the hybrid export, with its feature embeddings), train.csv and heldout.csv (the split),\n"
+        f"  molecules.csv, new_molecules.csv and targets.csv (the features: 'fingerprint' and 'family' are '|'-separated labels)\n"
+        f"next: fastcf recommend {model_path} --new-user-features {paths['new_molecules']} --feature-sep '|' --k 10 --out new_top10.csv")
+    return dict(rmse=hybrid_rmse, base_rmse=base_rmse, model=m, popularity=p, n_new=len(new_ids), times=watch.times)
+
 # %% ../nbs/70_cli.ipynb #dfeb0a73
 def _y_range(text, ratings):
     "`--y-range`: 'LO,HI', 'none', or None for the data's range widened by 10% on each side"
@@ -352,14 +555,22 @@ def _layers(text):
     try: return [int(v) for v in text.split(',')]
     except ValueError: raise UsageError(f"--layers must be comma-separated sizes such as 100,50, got {text!r}") from None
 
-def _fit_implicit(ratings, user, item, rating, weight, path, **kwargs):
-    "`fastcf fit --implicit`: positives (and an optional weight column) in, `train_implicit`, the export out"
+def _features_note(features:dict) -> str:
+    "', with 256 user features and 20 item features': what a hybrid model is trained on"
+    return ', with ' + ' and '.join(f"{t.n_features:,} {side} features" for side, t in features.items() if t is not None)
+
+def _fit_implicit(ratings, user, item, rating, weight, path, sides=None, **kwargs):
+    "`fastcf fit --implicit`: positives (and an optional weight column) in, `train_implicit` (or a hybrid model, given `sides`' feature files), the export out"
     if rating is not None: raise UsageError(f"--implicit trains on positives only: drop --rating {rating} (a count column is --weight)")
     df = read_table(ratings, [user, item] + ([weight] if weight else []), ids={user: None, item: None},
                     numeric=[weight] if weight else [], what='positives file')
-    print(f"training on {len(df):,} positives ({df[user].nunique():,} {user} × {df[item].nunique():,} {item}), loss {kwargs['loss']}")
-    from fastcf.implicit import train_implicit
-    learn = train_implicit(df, user, item, weight=weight, **kwargs)
+    features = _side_features(df, user, item, sides['user'], sides['item'], sides['feature_sep']) if sides else None
+    print(f"training {'a hybrid model ' if sides else ''}on {len(df):,} positives ({df[user].nunique():,} {user} × "
+          f"{df[item].nunique():,} {item}), loss {kwargs['loss']}" + (_features_note(features) if sides else ''))
+    if sides: learn = _train_hybrid(df, user, item, None, features, sides, implicit=True, weight=weight, **kwargs)
+    else:
+        from fastcf.implicit import train_implicit
+        learn = train_implicit(df, user, item, weight=weight, **kwargs)
     from fastcf.export import from_learner
     saved = from_learner(learn).save(path)
     print(f"saved {saved} ({saved.stat().st_size / 1e6:.1f} MB)")
@@ -387,29 +598,102 @@ def cmd_fit(
     seed:seed_number=42,        # seed of the split, the initial weights and the batch order
     bs:batch_size=None,         # batch size (default: the power of two nearest training ratings / 1000, from 64 to 4096)
     threads:whole=None,         # torch CPU threads while training (default: 1 when the machine is busy, else torch's setting)
+    user_features:str=None,     # CSV of user side features for a hybrid model: an ID column (named as --user, or the first) and numeric, bool or (with --feature-sep) text columns
+    item_features:str=None,     # CSV of item side features, as --user-features (ID column named as --item, or the first)
+    feature_sep:str=None,       # one-hot encode the text columns of the feature files, split on this (e.g. '|' for 'Action|Comedy')
+    identity_drop:probability=0., # with features: training probability of dropping an ID's own embedding, so that its features learn to score alone (new IDs)
 ):
     "train a model on a ratings CSV (or positives, with --implicit) and save its export"
     path = Path(out)
     if path.is_dir(): raise UsageError(f"--out {out!r} is a directory; give a file name such as model.fcf")
     if layers and not nn: raise UsageError(f"--layers {layers} sets the hidden sizes of --nn models; add --nn or leave it out")
     given = {k: v for k, v in dict(epochs=epochs, lr=lr, wd=wd, n_factors=n_factors).items() if v is not None}   # else the trainer's default
-    if implicit: return _fit_implicit(ratings, user, item, rating, weight, path, loss=loss, n_neg=n_neg, neg_sampling=neg_sampling,
+    sides = dict(user=user_features, item=item_features, feature_sep=feature_sep) if user_features or item_features else None
+    if not sides:
+        for opt, v in (('--feature-sep', feature_sep is not None), ('--identity-drop', identity_drop)):
+            if v: raise UsageError(f"{opt} is for hybrid models: add --user-features or --item-features, or leave it out")
+    else: given.update(identity_drop=identity_drop, threads=threads, layers=_layers(layers) if layers else None)
+    if implicit: return _fit_implicit(ratings, user, item, rating, weight, path, sides, loss=loss, n_neg=n_neg, neg_sampling=neg_sampling,
                                       use_nn=nn, valid_pct=valid_pct, seed=seed, bs=bs, **given)
     if rating is None: raise UsageError("fit needs --rating (the rating column), or --implicit for a file of positives")
     for opt, v in (('--weight', weight), ('--loss', loss != 'bpr'), ('--n-neg', n_neg != 4), ('--neg-sampling', neg_sampling != 'uniform')):
         if v: raise UsageError(f"{opt} is for --implicit training; add --implicit or leave it out")
     df = read_table(ratings, [user, item, rating], ids={user: None, item: None}, numeric=[rating], unique=[user, item],
                     what='ratings file')
+    features = _side_features(df, user, item, user_features, item_features, feature_sep) if sides else None
     check_fit(ratings, len(df), bs, valid_pct)
     y_range = _y_range(y_range, df[rating])
-    print(f"training {'EmbeddingNN' if nn else 'EmbeddingDotBias'} on {len(df):,} ratings "
-          f"({df[user].nunique():,} {user} × {df[item].nunique():,} {item}), y_range={y_range}")
-    from fastcf.learner import train
-    learn = train(df, user, item, rating, use_nn=nn, layers=_layers(layers) if layers else None, y_range=y_range,
-                  valid_pct=valid_pct, seed=seed, bs=bs, threads=threads, **given)
+    print(f"training {'a hybrid ' + ('NN' if nn else 'dot') + ' model' if sides else 'EmbeddingNN' if nn else 'EmbeddingDotBias'} on "
+          f"{len(df):,} ratings ({df[user].nunique():,} {user} × {df[item].nunique():,} {item}), y_range={y_range}"
+          + (_features_note(features) if sides else ''))
+    if sides: learn = _train_hybrid(df, user, item, rating, features, sides, use_nn=nn, y_range=y_range, valid_pct=valid_pct,
+                                    seed=seed, bs=bs, **given)
+    else:
+        from fastcf.learner import train
+        learn = train(df, user, item, rating, use_nn=nn, layers=_layers(layers) if layers else None, y_range=y_range,
+                      valid_pct=valid_pct, seed=seed, bs=bs, threads=threads, **given)
     from fastcf.export import from_learner
     saved = from_learner(learn).save(path)
     print(f"saved {saved} ({saved.stat().st_size / 1e6:.1f} MB); valid RMSE {float(learn.recorder.values[-1][1]) ** 0.5:.4f}")
+
+# %% ../nbs/70_cli.ipynb #887e8400
+def _side_features(df, user, item, user_features, item_features, sep) -> dict:
+    "`{'user': FeatureTable|None, 'item': …}` from `fit`'s feature files, their IDs read as the ratings' are (`same_id_kind`)"
+    from fastcf.features import FeatureTable
+    tables = {}
+    for side, column, path in (('user', user, user_features), ('item', item, item_features)):
+        tables[side] = None
+        if path is None: continue
+        ids, table, _ = read_features(path, side, column, sep, what=f'--{side}-features file')
+        df[column], ids = same_id_kind(df[column], ids)
+        tables[side] = FeatureTable(ids.to_numpy(), table.names, table.indptr, table.indices, table.values, side)
+    return tables
+
+def _train_hybrid(
+    df, user:str, item:str, rating:str,  # the ratings (or positives, with `implicit`) and their columns
+    features:dict,                       # `{'user': FeatureTable|None, 'item': …}`, from `_side_features`
+    paths:dict,                          # `{'user': path, 'item': path}` of the feature files, for messages
+    implicit:bool=False, weight:str=None, loss:str='bpr', n_neg:int=4, neg_sampling:str='uniform',   # positives only
+    epochs:int=None, lr:float=None, wd:float=None, n_factors:int=None,  # None: `train`'s (or `train_implicit`'s) defaults
+    use_nn:bool=False, layers:list=None, y_range:tuple=None, valid_pct:float=0.2, seed:int=42, bs:int=None,
+    threads:int=None, identity_drop:float=0., log=print,
+):
+    "`HybridDataLoaders.from_df` + `hybrid_learner` + `fit_one_cycle`, with `fit`'s defaults; the trained Learner"
+    import warnings, torch
+    from fastai.torch_core import set_seed
+    from fastcf.data import fastai_quietly
+    from fastcf.features import FeatureError
+    from fastcf.learner import default_bs, default_threads
+    from fastcf.hybrid import HybridDataLoaders, hybrid_learner
+    defaults = dict(epochs=10, lr=1e-2, wd=1e-4, n_factors=64) if implicit else dict(epochs=5, lr=5e-3, wd=0.1, n_factors=50)
+    epochs, lr, wd, n_factors = (d if v is None else v for v, d in zip((epochs, lr, wd, n_factors), defaults.values()))
+    set_seed(seed, reproducible=True)
+    if implicit: cols, kw = [user, item] + ([weight] if weight else []), dict(weight_name=weight, n_neg=n_neg, neg_sampling=neg_sampling, bs=bs or 1024)
+    else: cols, kw = [user, item, rating], dict(rating_name=rating, bs=bs or default_bs(round(len(df) * (1 - valid_pct))))
+    with warnings.catch_warnings(record=True) as caught:           # the features' warnings, as one line each on stderr
+        warnings.simplefilter('always', UserWarning)
+        try:
+            with fastai_quietly():                                 # its filters go in front of 'always'
+                dls = HybridDataLoaders.from_df(df[cols], user_features=features['user'], item_features=features['item'],
+                                                user_name=user, item_name=item, valid_pct=valid_pct, seed=seed, implicit=implicit, **kw)
+        except FeatureError as e:
+            side = 'user' if re.search(r'\buser\b', str(e).split(':')[0]) else 'item'
+            raise UsageError(f"--{side}-features file {str(paths[side])!r}: {e}") from None
+    for w in caught: print(f"warning: {w.message}", file=sys.stderr)
+    for side, cold in dls.cold_features.items():
+        if cold is not None and len(cold):
+            log(f"{len(cold):,} {side} IDs of {str(paths[side])!r} have features but no {'positives' if implicit else 'ratings'}: "
+                f"not in the model (fastcf recommend --new-{side}-features scores such IDs)")
+    learn = hybrid_learner(dls, n_factors=n_factors, use_nn=use_nn, y_range=None if implicit else y_range,
+                           loss=loss if implicit else None, identity_drop=identity_drop, layers=(layers or [100, 50]) if use_nn else None)
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(threads or default_threads())
+    try:
+        with learn.no_bar(), learn.no_logging(), fastai_quietly(): learn.fit_one_cycle(epochs, lr, wd=wd)
+    finally: torch.set_num_threads(old_threads)
+    for epoch, values in enumerate(learn.recorder.values):
+        log(f"  epoch {epoch}: " + '  '.join(f"{n.replace('_', ' ')} {v:.4f}" for n, v in zip(learn.recorder.metric_names[1:], values)))
+    return learn
 
 # %% ../nbs/70_cli.ipynb #ab7a9223
 def _read_ids_file(path, column, vocab, what):
@@ -446,6 +730,23 @@ def _fold_in_file(exp, path):
     print(f"folded in {len(new_ids):,} new users from {len(new):,} ratings")
     return exp, new_ids
 
+def _add_from_features(exp, side:str, path, sep, log=print):
+    "`--new-user-features`/`--new-item-features`: the export with the file's IDs added from their features alone, and those IDs"
+    from fastcf.features import FeatureTable, FeatureError
+    option, name, vocab = f'--new-{side}-features', getattr(exp, f'{side}_name'), getattr(exp, f'{side}s')
+    feats = getattr(exp, f'{side}_features')
+    if feats is None: raise UsageError(f"{option}: this model has no {side} features (it was trained without --{side}-features), "
+                                       f"so it cannot score a new {side} from its features")
+    ids, table, text_columns = read_features(path, side, name, sep, what=f'{option} file')
+    try: ids = parse_ids(ids.rename(name), vocab)
+    except UsageError as e: raise UsageError(f"{option} file {str(path)!r}: {e}") from None
+    table = FeatureTable(ids.to_numpy(), table.names, table.indptr, table.indices, table.values, side)
+    table = match_features(table, text_columns, feats.names, path, what=f'{option} file')
+    try: exp = exp.add_users(table) if side == 'user' else exp.add_items(table)
+    except FeatureError as e: raise UsageError(f"{option} file {str(path)!r}: {e}") from None
+    log(f"added {len(table):,} new {name}s from their features alone ({str(path)!r})")
+    return exp, table.ids
+
 def _count_recs(path:Path) -> tuple:
     "(rows, distinct IDs in the first column, the side that was ranked) of a file `recommend` or `recommend_users` wrote"
     import pandas as pd
@@ -463,6 +764,9 @@ def cmd_recommend(
     items:str=None,             # file of candidate item IDs (default: every item); with --by item: the items to rank users for
     exclude:str=None,           # CSV of (user, item) pairs never to recommend, e.g. the training ratings
     new_users:str=None,         # CSV of ratings by users not in the model: fold them in and rank them
+    new_user_features:str=None, # CSV of features of users not in a hybrid model (as fit's --user-features): add them from their features alone and rank them
+    new_item_features:str=None, # CSV of features of items not in a hybrid model: add them from their features alone and rank them (instead of every item)
+    feature_sep:str=None,       # one-hot encode the text columns of those files, split on this, as at training (e.g. '|')
     unknown:Literal['raise', 'drop']='raise', # unknown IDs in --users/--items
     device:device_name=None,    # 'cpu', 'cuda' or 'cuda:N' (default: GPU if available)
 ):
@@ -471,6 +775,9 @@ def cmd_recommend(
     from fastcf.atomic import atomic_write
     path = Path(out)
     if path.suffix.lower() not in ('.parquet', '.csv'): raise UsageError(f"--out must end in .parquet or .csv, got {out!r}")
+    if new_users and new_user_features: raise UsageError("--new-users (fold-in from ratings) and --new-user-features both add users; give one")
+    if feature_sep is not None and not (new_user_features or new_item_features):
+        raise UsageError("--feature-sep splits the text columns of --new-user-features/--new-item-features; give one or leave it out")
     exp = CollabExport.load(model)
     user_ids = _read_ids_file(users, exp.user_name, exp.users, 'users') if users else None
     item_ids = _read_ids_file(items, exp.item_name, exp.items, 'items') if items else None
@@ -481,6 +788,12 @@ def cmd_recommend(
     if new_users:
         exp, new_ids = _fold_in_file(exp, new_users)
         if user_ids is None: user_ids = new_ids
+    if new_user_features:
+        exp, new_ids = _add_from_features(exp, 'user', new_user_features, feature_sep)
+        if user_ids is None: user_ids = new_ids
+    if new_item_features:
+        exp, new_ids = _add_from_features(exp, 'item', new_item_features, feature_sep)
+        if item_ids is None: item_ids = new_ids
     if unknown == 'drop':
         _check_some_known(user_ids, exp.users, 'user', '--users', users)
         _check_some_known(item_ids, exp.items, 'item', '--items', items)
@@ -571,6 +884,10 @@ def cmd_info(
              f"users     {side('user')}", f"items     {side('item')}",
              f"factors   {exp['user_factors'].shape[1]}" + (f" (user) / {exp['item_factors'].shape[1]} (item)" if exp['kind'] == 'nn' else ''),
              f"y_range   {y_range}"]
+    feats = {s: (exp.get(f'{s}_features') or {}).get('names') for s in ('user', 'item')}
+    if any(n is not None for n in feats.values()):        # a hybrid model: new IDs of these sides score from their features
+        lines.append("features  " + ', '.join(f"{s} {len(n):,} ({', '.join(map(str, n[:3]))}{', …' if len(n) > 3 else ''})"
+                                              for s, n in feats.items() if n is not None))
     if exp['kind'] == 'nn': lines.append(f"mlp       {' → '.join(o['op'] for o in exp['mlp'])}")
     lines.append(f"versions  {', '.join(f'{k} {v}' for k, v in (exp['versions'] or {}).items())}")
     print('\n'.join(lines))

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np, pandas as pd
 
 # %% auto #0
-__all__ = ['PRESETS', 'FASTAI_WARNINGS', 'ML100K_COLUMNS', 'ML100K_WHEEL', 'synthetic_ratings', 'fastai_quietly',
-           'movielens_100k', 'movielens_100k_from_pypi', 'Stopwatch']
+__all__ = ['PRESETS', 'FASTAI_WARNINGS', 'ML100K_COLUMNS', 'ML100K_WHEEL', 'synthetic_ratings', 'planted_features',
+           'fastai_quietly', 'movielens_100k', 'movielens_100k_from_pypi', 'Stopwatch']
 
 # %% ../nbs/01_data.ipynb #5bb78358
 PRESETS = {
@@ -95,6 +95,27 @@ def synthetic_ratings(
                  user_bias=user_bias, item_bias=item_bias, centre=centre, spread=spread,
                  noise_rmse=cfg['noise'] * spread, scale=(low, high))
     return df, truth
+
+# %% ../nbs/01_data.ipynb #8ba8d505
+def planted_features(
+    truth:dict,            # the planted truth, from `synthetic_ratings(..., return_truth=True)`
+    seed:int=42,           # seed of the hyperplanes, their noise and the family centres
+    n_bits:int=256,        # fingerprint bits per user (molecule)
+    n_families:int=20,     # families of the items (targets)
+) -> tuple:
+    "`(fingerprints, families)`: sparse 0/1 bits per user and a one-hot family per item, DataFrames indexed by ID, planted from `truth`"
+    rng = np.random.default_rng(seed + 100)
+    latent = np.concatenate([truth['user_factors'], truth['user_bias'][:, None]], 1)
+    proj = latent @ rng.normal(size=(latent.shape[1], n_bits)) + 0.5 * rng.normal(size=(len(latent), n_bits))
+    bits = proj > np.quantile(proj, 0.9, axis=0)                    # each bit set for 10% of the users
+    fingerprints = pd.DataFrame({f'bit{j}': pd.arrays.SparseArray(bits[:, j].astype(np.float64), fill_value=0.) for j in range(n_bits)},
+                                index=pd.Index(truth['user_ids']))
+    factors = truth['item_factors']
+    centres = factors[rng.choice(len(factors), n_families, replace=False)]
+    family = ((factors[:, None, :] - centres[None]) ** 2).sum(2).argmin(1)
+    families = pd.DataFrame(np.eye(n_families, dtype=np.float32)[family], index=pd.Index(truth['item_ids']),
+                            columns=[f'family{j}' for j in range(n_families)])
+    return fingerprints, families
 
 # %% ../nbs/01_data.ipynb #07ddc347
 import warnings

@@ -327,15 +327,22 @@ def test_evaluate_leading_zeros_without_model(tmp_path):
 
 # ---- every --help shows one example that runs as written
 
-def help_example(*cmd) -> str:
-    "The one example line of `fastcf CMD --help`"
+def help_examples(*cmd) -> list:
+    "The example lines of `fastcf CMD --help`, in order: each follows a line 'example (...):'"
     res = run(*cmd, '--help')
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
     at = [n for n, l in enumerate(lines) if l.startswith('example (')]
-    assert len(at) == 1, res.stdout
-    assert lines[at[0] + 1 + 1:] == [] or not lines[at[0] + 2].startswith('  fastcf'), res.stdout   # one example line
-    return lines[at[0] + 1].strip()
+    assert at and all(lines[n + 1].startswith('  fastcf ') for n in at), res.stdout
+    assert at[-1] + 2 == len(lines), res.stdout                          # the examples end the help
+    return [lines[n + 1].strip() for n in at]
+
+
+def help_example(*cmd) -> str:
+    "The one example line of `fastcf CMD --help`"
+    lines = help_examples(*cmd)
+    assert len(lines) == 1, lines
+    return lines[0]
 
 
 @pytest.fixture(scope='module')
@@ -391,36 +398,51 @@ def _out(argv) -> str:
 
 
 def test_help_examples_run(demo_folder):
-    "In the folder where `fastcf demo --small` ran (and nothing else), every --help example runs exactly as printed"
+    "In the folder where `fastcf demo --small` ran (and nothing else), every --help example runs exactly as printed, in order"
     d, stdout = demo_folder
     assert sorted(p.name for p in d.iterdir()) == ['fastcf-demo']
     assert sorted(p.name for p in (d / 'fastcf-demo').iterdir()) == ['heldout.csv', 'model.fcf', 'recs.parquet', 'train.csv']
     commands = help_commands()
     assert commands == ['demo', 'fit', 'recommend', 'evaluate', 'info'], commands   # in this order: evaluate reads recommend's output
-    outputs = {}
+    outputs, first = {}, help_example()
     for cmd in commands:
-        line = help_example(cmd)
-        argv = shlex.split(line)
-        assert argv[:2] == ['fastcf', cmd], argv
-        if cmd == 'demo':
-            assert line == help_example(), line; continue               # the same line as fastcf --help's: the fixture ran it
-        out = _out(argv)
-        if out: assert not (d / out).exists(), out                       # written by this example, not left from before
-        res = run(*argv[1:], cwd=d)
-        assert res.returncode == 0, (argv, res.stderr)
-        if out: assert (d / out).stat().st_size > 0, out
-        outputs[cmd] = res.stdout
-    assert 'saved model.fcf' in outputs['fit'] and 'valid RMSE' in outputs['fit']
+        for n, line in enumerate(help_examples(cmd)):
+            argv = shlex.split(line)
+            assert argv[:2] == ['fastcf', cmd], argv
+            if line == first: continue                                    # the same line as fastcf --help's: the fixture ran it
+            out = _out(argv)
+            if out: assert not (d / out).exists(), out                   # written by this example, not left from before
+            res = run(*argv[1:], cwd=d)
+            assert res.returncode == 0, (argv, res.stderr)
+            if out: assert (d / out).stat().st_size > 0, out
+            outputs[cmd, n] = res.stdout
+    assert sorted(outputs) == [('demo', 1), ('evaluate', 0), ('evaluate', 1), ('fit', 0), ('fit', 1), ('info', 0), ('info', 1),
+                               ('recommend', 0), ('recommend', 1)], sorted(outputs)
+    assert 'saved model.fcf' in outputs['fit', 0] and 'valid RMSE' in outputs['fit', 0]
     train = pd.read_csv(d / 'fastcf-demo' / 'train.csv')
     assert train.columns.tolist() == ['molecule', 'target', 'pchembl']
     top10 = pd.read_csv(d / 'top10.csv')
     assert top10.groupby('molecule').size().eq(10).all() and top10.molecule.nunique() == 3000
     assert top10.merge(train, on=['molecule', 'target']).empty                 # recommend's example excludes the training pairs
-    assert 'precision@10' in outputs['evaluate'] and 'kind      dot' in outputs['info']
-    printed = {l.split()[0]: float(l.split()[1]) for l in outputs['evaluate'].splitlines() if '@10' in l}
+    assert 'precision@10' in outputs['evaluate', 0] and 'kind      dot' in outputs['info', 0]
+    printed = {l.split()[0]: float(l.split()[1]) for l in outputs['evaluate', 0].splitlines() if '@10' in l}
     demo = {l.split()[0]: float(l.split()[1]) for l in stdout.splitlines() if '@10' in l}
     for name in ('precision@10', 'ndcg@10', 'recall@10', 'hit_rate@10'):    # evaluate's example scores the demo's own model:
         assert printed[name] == pytest.approx(demo[name], abs=1e-4), name   # its numbers are the demo's model column
+    # the hybrid examples: demo --hybrid --small, fit with feature files, recommend for never-measured molecules, evaluate, info
+    hybrid = d / 'fastcf-demo-hybrid'
+    assert sorted(p.name for p in hybrid.iterdir()) == ['heldout.csv', 'model.fcf', 'molecules.csv', 'new_molecules.csv',
+                                                        'targets.csv', 'train.csv']
+    assert 'saved hybrid.fcf' in outputs['fit', 1] and 'with 256 user features and 20 item features' in outputs['fit', 1]
+    new = pd.read_csv(hybrid / 'new_molecules.csv')
+    new_top10 = pd.read_csv(d / 'new_top10.csv')
+    assert set(new_top10.molecule) == set(new.molecule) and new_top10.groupby('molecule').size().eq(10).all()
+    assert not set(new.molecule) & set(pd.read_csv(hybrid / 'train.csv').molecule)   # never measured: not in training
+    printed = {l.split()[0]: float(l.split()[1]) for l in outputs['evaluate', 1].splitlines() if '@10' in l}
+    demo = {l.split()[0]: float(l.split()[1]) for l in outputs['demo', 1].splitlines() if '@10' in l}
+    for name in ('precision@10', 'ndcg@10', 'recall@10', 'hit_rate@10'):    # the demo's table is evaluate's on the same files
+        assert printed[name] == pytest.approx(demo[name], abs=1e-4), name
+    assert 'features  user 256 (fingerprint=' in outputs['info', 1] and 'item 20 (family=' in outputs['info', 1]
 
 
 # ---- packaging
