@@ -198,18 +198,10 @@ def explicit_rmse(ratings, item_feats, user_feats, seed, cfg=EXPLICIT, path='fas
                 fit_seconds=fit)
 
 def bio_features(truth, seed, n_bits=256, n_families=20):
-    """Planted fingerprints (sparse bits from random hyperplanes through each molecule's latent factors and bias, plus noise)
-    and target families (the nearest of `n_families` random centres in the targets' factor space)"""
-    rng = np.random.default_rng(seed + 100)
-    z = np.concatenate([truth['user_factors'], truth['user_bias'][:, None]], 1)
-    proj = z @ rng.normal(size=(z.shape[1], n_bits)) + 0.5 * rng.normal(size=(len(z), n_bits))
-    bits = proj > np.quantile(proj, 0.9, axis=0)                           # ~10% of bits set
-    fps = (sp.csr_matrix(bits.astype(np.float32)), truth['user_ids'], [f'bit{j}' for j in range(n_bits)])
-    f = truth['item_factors']
-    centres = f[rng.choice(len(f), n_families, replace=False)]
-    fam = ((f[:, None, :] - centres[None]) ** 2).sum(2).argmin(1)
-    families = pd.DataFrame(np.eye(n_families, dtype=np.float32)[fam], index=truth['item_ids'], columns=[f'family{j}' for j in range(n_families)])
-    return fps, families
+    "`fastcf.data.planted_features`, its fingerprints as the (scipy CSR, IDs, names) triple this bench passes around"
+    from fastcf.data import planted_features
+    fps, families = planted_features(truth, seed, n_bits, n_families)
+    return (sp.csr_matrix(fps.sparse.to_coo().astype(np.float32)), truth['user_ids'], list(fps.columns)), families
 
 BIO = dict(n_factors=16, idrop=0.5, epochs=4, lr=5e-3, wd=0.05, bs=1024, sparse=True)
 
