@@ -18,7 +18,7 @@ from .sparse import LazyAdam, CatchUp, sparse_embeddings, takes_sparse
 from .tensordata import TensorDataLoaders
 
 # %% auto #0
-__all__ = ['get_emb_sz', 'collab_learner', 'seen_pairs', 'FloatLosses', 'default_bs', 'default_threads', 'train',
+__all__ = ['get_emb_sz', 'LeanLearner', 'collab_learner', 'seen_pairs', 'FloatLosses', 'default_bs', 'default_threads', 'train',
            'CollabDataLoaders', 'EmbeddingDotBias', 'EmbeddingNN']
 
 # %% ../nbs/32_learner.ipynb #50fb14be
@@ -44,6 +44,26 @@ def get_emb_sz(
         if pr != r: raise ValueError(f"emb_szs gives {pr} rows for {n!r}, but its vocab has {r} (including '#na#')")
     return [(int(r), int(s)) for r, s in pairs]
 
+# %% ../nbs/32_learner.ipynb #2e845e4a
+with fastai_quietly(): from fastai.callback.core import event
+
+class LeanLearner(Learner):
+    "fastai's `Learner`, whose events call only the callbacks that define a method for them"
+    def __call__(self, event_name):
+        if isinstance(event_name, str): self._call_one(event_name)
+        else: super().__call__(event_name)
+
+    def _call_one(self, event_name):
+        key = tuple(self.cbs)                        # the callbacks now, in the order they were added
+        cache = self.__dict__.get('_handlers')
+        if cache is None or cache[0] != key: cache = self.__dict__['_handlers'] = (key, {})
+        cbs = cache[1].get(event_name)
+        if cbs is None:
+            if not hasattr(event, event_name): raise Exception(f'missing {event_name}')
+            cbs = cache[1][event_name] = [cb for cb in self.cbs.sorted('order') if event_name == 'after_fit'
+                                          or hasattr(type(cb), event_name) or event_name in cb.__dict__]
+        for cb in cbs: cb(event_name)
+
 # %% ../nbs/32_learner.ipynb #e0c75ead
 @delegates(Learner.__init__)
 def collab_learner(
@@ -55,7 +75,7 @@ def collab_learner(
     config:dict=None,     # extra `EmbeddingNN` options, as from fastai's `tabular_config` (not modified)
     y_range:tuple=None,   # (low, high) output range, for either model
     loss_func=None,       # default `MSELossFlat()`
-    sparse:bool=False,    # sparse embedding gradients, stepped by `LazyAdam` (the default `opt_func` then), with `CatchUp`
+    sparse:bool=False,    # sparse embedding gradients, stepped by `LazyAdam` (the default `opt_func` then), with `CatchUp`, in a `LeanLearner`
     **kwargs
 ) -> Learner:
     "Create a fastai `Learner` for collaborative filtering on `dls` with fastcf's models."
@@ -73,7 +93,8 @@ def collab_learner(
     if layers is None: layers = [n_factors]
     if use_nn: model = EmbeddingNN(emb_szs=emb_szs, layers=layers, **config)
     else:      model = EmbeddingDotBias.from_classes(n_factors, dls.classes, y_range=config.get('y_range'))
-    return Learner(dls, sparse_embeddings(model) if sparse else model, loss_func=loss_func, **kwargs)
+    if sparse: return LeanLearner(dls, sparse_embeddings(model), loss_func=loss_func, **kwargs)
+    return Learner(dls, model, loss_func=loss_func, **kwargs)
 
 # %% ../nbs/32_learner.ipynb #496607e2
 from fastcore.basics import patch
