@@ -18,8 +18,8 @@ from .sparse import LazyAdam, CatchUp, sparse_embeddings, takes_sparse
 from .tensordata import TensorDataLoaders
 
 # %% auto #0
-__all__ = ['get_emb_sz', 'LeanLearner', 'collab_learner', 'seen_pairs', 'FloatLosses', 'default_bs', 'default_threads', 'train',
-           'CollabDataLoaders', 'EmbeddingDotBias', 'EmbeddingNN']
+__all__ = ['get_emb_sz', 'LeanLearner', 'PlainMSELoss', 'collab_learner', 'seen_pairs', 'FloatLosses', 'default_bs',
+           'default_threads', 'train', 'CollabDataLoaders', 'EmbeddingDotBias', 'EmbeddingNN']
 
 # %% ../nbs/32_learner.ipynb #50fb14be
 _all_ = ['CollabDataLoaders', 'EmbeddingDotBias', 'EmbeddingNN']
@@ -45,7 +45,10 @@ def get_emb_sz(
     return [(int(r), int(s)) for r, s in pairs]
 
 # %% ../nbs/32_learner.ipynb #2e845e4a
-with fastai_quietly(): from fastai.callback.core import event
+import torch
+with fastai_quietly():
+    from fastai.callback.core import event
+    from fastai.losses import BaseLoss
 
 class LeanLearner(Learner):
     "fastai's `Learner`, whose events call only the callbacks that define a method for them"
@@ -64,6 +67,12 @@ class LeanLearner(Learner):
                                           or hasattr(type(cb), event_name) or event_name in cb.__dict__]
         for cb in cbs: cb(event_name)
 
+class PlainMSELoss(BaseLoss):
+    "fastai's `MSELossFlat` whose loss is a plain `torch.Tensor`, not fastai's `TensorBase`"
+    def __init__(self, *args, axis:int=-1, floatify:bool=True, **kwargs):
+        super().__init__(torch.nn.MSELoss, *args, axis=axis, floatify=floatify, is_2d=False, **kwargs)
+    def _contiguous(self, x): return x.transpose(self.axis, -1).contiguous() if isinstance(x, torch.Tensor) else x
+
 # %% ../nbs/32_learner.ipynb #e0c75ead
 @delegates(Learner.__init__)
 def collab_learner(
@@ -74,7 +83,7 @@ def collab_learner(
     layers:list=None,     # NN hidden layers (default `[n_factors]`)
     config:dict=None,     # extra `EmbeddingNN` options, as from fastai's `tabular_config` (not modified)
     y_range:tuple=None,   # (low, high) output range, for either model
-    loss_func=None,       # default `MSELossFlat()`
+    loss_func=None,       # default `MSELossFlat()` (`PlainMSELoss()` with `sparse`)
     sparse:bool=False,    # sparse embedding gradients, stepped by `LazyAdam` (the default `opt_func` then), with `CatchUp`, in a `LeanLearner`
     **kwargs
 ) -> Learner:
@@ -87,7 +96,7 @@ def collab_learner(
         cbs = kwargs.get('cbs')
         kwargs['cbs'] = [*([] if cbs is None else [cbs] if not isinstance(cbs, (list, tuple)) else cbs), CatchUp()]
     emb_szs = get_emb_sz(dls, emb_szs)
-    if loss_func is None: loss_func = MSELossFlat()
+    if loss_func is None: loss_func = PlainMSELoss() if sparse else MSELossFlat()
     config = dict(config or {})
     if y_range is not None: config['y_range'] = y_range
     if layers is None: layers = [n_factors]
