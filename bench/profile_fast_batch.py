@@ -12,6 +12,7 @@ import warnings; warnings.filterwarnings('ignore')
 import argparse, functools, os, time, torch, statistics
 torch.set_num_threads(1)
 from fastai.learner import Learner
+from fastai.losses import MSELossFlat
 from fastcf.data import synthetic_ratings
 from fastcf.tensordata import TensorDataLoaders
 from fastcf.learner import collab_learner, FloatLosses, LeanLearner
@@ -32,9 +33,10 @@ class Stop(Callback):
             self.ms = ((time.perf_counter() - self.t) / N * 1000, (time.process_time() - self.c) / N * 1000)
             raise CancelFitException()
 
-def learner_ms(cls, sparse=True, kernel='auto', profile=None):
+def learner_ms(cls, sparse=True, kernel='auto', profile=None, loss_func=None):
     stop = Stop()
     kw = dict(opt_func=functools.partial(LazyAdam, kernel=kernel)) if sparse else {}
+    if loss_func is not None: kw['loss_func'] = loss_func
     learn = collab_learner(dls, n_factors=50, y_range=(4., 10.5), sparse=sparse, cbs=[FloatLosses(), stop], **kw)
     learn.__class__ = cls
     with learn.no_bar(), learn.no_logging():
@@ -69,6 +71,8 @@ def main():
     variants = {'learner-fast (LeanLearner, numba)': lambda: learner_ms(LeanLearner),
                 'learner-fast, torch kernel':       lambda: learner_ms(LeanLearner, kernel='torch'),
                 "learner-fast in fastai's Learner":  lambda: learner_ms(Learner),
+                'learner-fast as before (Learner, torch kernel, MSELossFlat)':
+                    lambda: learner_ms(Learner, kernel='torch', loss_func=MSELossFlat()),
                 'learner-dense (fastai Adam)':      lambda: learner_ms(Learner, sparse=False),
                 'bare-lazy numba':                  lambda: bare_ms('lazy-numba'),
                 'bare-lazy numba, no hooks':        lambda: bare_ms('lazy-numba-nohook'),
@@ -81,7 +85,7 @@ def main():
     print(f"bio {len(ratings):,} ratings, bs 64, 1 torch thread, {N} batches after {WARM}; medians of {args.rounds}; "
           f"load {os.getloadavg()[0]:.1f}")
     for k, v in res.items():
-        print(f"{k:36} wall {statistics.median(x[0] for x in v):7.2f}  cpu {statistics.median(x[1] for x in v):6.2f} ms/batch")
+        print(f"{k:60} wall {statistics.median(x[0] for x in v):7.2f}  cpu {statistics.median(x[1] for x in v):6.2f} ms/batch")
     if args.cprofile:
         import cProfile, pstats
         prof = cProfile.Profile()
