@@ -13,7 +13,8 @@ valid_pct 0.2, seed 42) or `train`'s defaults (`--recipe train`, valid_pct 0.1) 
 alternating, `--rounds` times, torch's threads pinned (`--threads`): 'fastai' is `CollabDataLoaders` + `collab_learner`
 (dense fastai Adam: today's path), 'tensor' is `TensorDataLoaders` + dense Adam (the data path alone), 'fast' is
 `TensorDataLoaders` + `collab_learner(sparse=True)` (`LazyAdam`). It prints the medians: ms per training batch, wall time
-(DataLoaders + fit), validation MSE, and the ratios fastai/fast, with the CPU's name.
+(DataLoaders + fit), the same two as CPU (process) time, the steadier figure on a shared machine, validation MSE, and the
+ratios fastai/fast (of the medians, and per round), with the CPU's name and the load average after each run.
 
 'before' is the old training path: fastai's `CollabDataLoaders` + fastcf's `collab_learner` + `fit_one_cycle` with torch's
 own thread count and fastai's `Recorder` keeping a tensor per batch (and the small demo at its old bs 256, lr 1e-2).
@@ -109,18 +110,21 @@ def paths_worker(job:dict) -> dict:
     class Probe(Callback):
         "Training time per batch; wall time and validation loss at the end of each epoch; stop after `max_batches`"
         order = 99
-        def before_fit(self): self.train_time, self.n, self.epochs, self.t_fit = 0., 0, [], time.perf_counter()
-        def before_train(self): self.t0 = time.perf_counter()
-        def after_train(self): self.train_time += time.perf_counter() - self.t0
+        def before_fit(self): self.train_time, self.train_cpu, self.n, self.epochs, self.t_fit = 0., 0., 0, [], time.perf_counter()
+        def before_train(self): self.t0, self.c0 = time.perf_counter(), time.process_time()
+        def after_train(self): self._add()
+        def _add(self):
+            self.train_time += time.perf_counter() - self.t0
+            self.train_cpu += time.process_time() - self.c0
         def after_batch(self):
             if not self.training: return
             self.n += 1
             if job['max_batches'] and self.n >= job['max_batches']:
-                self.train_time += time.perf_counter() - self.t0
+                self._add()
                 raise CancelFitException()
         def after_epoch(self): self.epochs.append(time.perf_counter() - self.t_fit)
     probe = Probe()
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     if job['recipe'] == 'train':
         learn = train(ratings, user, item, rating, y_range=y_range, valid_pct=0.1, threads=job['threads'], fast=job['mode'] != 'fastai',
                       cbs=[probe], log=lambda line: None)
@@ -134,9 +138,10 @@ def paths_worker(job:dict) -> dict:
                            device=job['device'])
         learn = collab_learner(dls, n_factors=50, y_range=y_range, sparse=job['mode'] == 'fast', cbs=[FloatLosses(), probe])
         with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(5, 5e-3, wd=0.1)
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, time.process_time() - start_cpu
     values = [float(v[1]) for v in learn.recorder.values]
-    return dict(job, rows=len(ratings), batches=probe.n, ms_per_batch=1000 * probe.train_time / max(probe.n, 1), wall_s=wall,
+    return dict(job, rows=len(ratings), batches=probe.n, ms_per_batch=1000 * probe.train_time / max(probe.n, 1),
+                cpu_ms_per_batch=1000 * probe.train_cpu / max(probe.n, 1), wall_s=wall, cpu_s=cpu,
                 epoch_s=probe.epochs, valid=values, valid_mse=values[-1] if values else float('nan'),
                 peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3)
 
@@ -160,16 +165,21 @@ def paths(args):
             r = run(job, rnd + 1)
             runs[mode].append(r)
             print('  json:', json.dumps(r))
-            print(f"  {mode:7} {args.data} ({r['rows']:,} ratings): {r['batches']:,} batches, {r['ms_per_batch']:.2f} ms/batch, "
-                  f"wall {r['wall_s']:.1f} s, valid MSE {r['valid_mse']:.4f}, epochs at {[round(t, 1) for t in r['epoch_s']]} s, "
+            print(f"  {mode:7} {args.data} ({r['rows']:,} ratings): {r['batches']:,} batches, {r['ms_per_batch']:.2f} ms/batch "
+                  f"(CPU {r['cpu_ms_per_batch']:.2f}), wall {r['wall_s']:.1f} s (CPU {r['cpu_s']:.1f} s), valid MSE {r['valid_mse']:.4f}, epochs at {[round(t, 1) for t in r['epoch_s']]} s, "
                   f"valid {[round(v, 4) for v in r['valid']]}, peak RSS {r['peak_rss_mb']:.0f} MB; load {os.getloadavg()[0]:.1f}", flush=True)
-    med = {m: {k: statistics.median(r[k] for r in runs[m]) for k in ('ms_per_batch', 'wall_s', 'valid_mse', 'peak_rss_mb')} for m in modes}
-    print(f"\n| path ({args.data}, {args.recipe}, {args.device}) | ms per training batch | wall s | valid MSE | peak RSS MB |")
-    print("|---|---:|---:|---:|---:|")
-    for m in modes: print(f"| {m} | {med[m]['ms_per_batch']:.2f} | {med[m]['wall_s']:.1f} | {med[m]['valid_mse']:.4f} | {med[m]['peak_rss_mb']:.0f} |")
+    med = {m: {k: statistics.median(r[k] for r in runs[m]) for k in ('ms_per_batch', 'cpu_ms_per_batch', 'wall_s', 'cpu_s', 'valid_mse', 'peak_rss_mb')} for m in modes}
+    print(f"\n| path ({args.data}, {args.recipe}, {args.device}) | ms per training batch | CPU ms per batch | wall s | CPU s | valid MSE | peak RSS MB |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for m in modes: print(f"| {m} | {med[m]['ms_per_batch']:.2f} | {med[m]['cpu_ms_per_batch']:.2f} | {med[m]['wall_s']:.1f} | "
+                          f"{med[m]['cpu_s']:.1f} | {med[m]['valid_mse']:.4f} | {med[m]['peak_rss_mb']:.0f} |")
     if 'fastai' in med and 'fast' in med:
         a, b = med['fastai'], med['fast']
-        print(f"\nfastai/fast: {a['ms_per_batch'] / b['ms_per_batch']:.2f}x per batch, {a['wall_s'] / b['wall_s']:.2f}x wall; "
+        pairs = list(zip(runs['fastai'], runs['fast']))
+        print(f"per round, fastai/fast per batch: {[round(x['ms_per_batch'] / y['ms_per_batch'], 2) for x, y in pairs]}, wall: "
+              f"{[round(x['wall_s'] / y['wall_s'], 2) for x, y in pairs]}")
+        print(f"\nfastai/fast: {a['ms_per_batch'] / b['ms_per_batch']:.2f}x per batch ({a['cpu_ms_per_batch'] / b['cpu_ms_per_batch']:.2f}x CPU), "
+              f"{a['wall_s'] / b['wall_s']:.2f}x wall ({a['cpu_s'] / b['cpu_s']:.2f}x CPU); "
               f"valid MSE {b['valid_mse']:.4f} vs {a['valid_mse']:.4f} ({(b['valid_mse'] - a['valid_mse']) / a['valid_mse']:+.1%})")
     print(f"medians of {args.rounds}; load average at the end {os.getloadavg()[0]:.1f}")
 

@@ -18,8 +18,8 @@ from .sparse import LazyAdam, CatchUp, sparse_embeddings, takes_sparse
 from .tensordata import TensorDataLoaders
 
 # %% auto #0
-__all__ = ['get_emb_sz', 'collab_learner', 'seen_pairs', 'FloatLosses', 'default_bs', 'default_threads', 'train',
-           'CollabDataLoaders', 'EmbeddingDotBias', 'EmbeddingNN']
+__all__ = ['get_emb_sz', 'LeanLearner', 'PlainMSELoss', 'collab_learner', 'seen_pairs', 'FloatLosses', 'default_bs',
+           'default_threads', 'train', 'CollabDataLoaders', 'EmbeddingDotBias', 'EmbeddingNN']
 
 # %% ../nbs/32_learner.ipynb #50fb14be
 _all_ = ['CollabDataLoaders', 'EmbeddingDotBias', 'EmbeddingNN']
@@ -44,6 +44,35 @@ def get_emb_sz(
         if pr != r: raise ValueError(f"emb_szs gives {pr} rows for {n!r}, but its vocab has {r} (including '#na#')")
     return [(int(r), int(s)) for r, s in pairs]
 
+# %% ../nbs/32_learner.ipynb #2e845e4a
+import torch
+with fastai_quietly():
+    from fastai.callback.core import event
+    from fastai.losses import BaseLoss
+
+class LeanLearner(Learner):
+    "fastai's `Learner`, whose events call only the callbacks that define a method for them"
+    def __call__(self, event_name):
+        if isinstance(event_name, str): self._call_one(event_name)
+        else: super().__call__(event_name)
+
+    def _call_one(self, event_name):
+        key = tuple(self.cbs)                        # the callbacks now, in the order they were added
+        cache = self.__dict__.get('_handlers')
+        if cache is None or cache[0] != key: cache = self.__dict__['_handlers'] = (key, {})
+        cbs = cache[1].get(event_name)
+        if cbs is None:
+            if not hasattr(event, event_name): raise Exception(f'missing {event_name}')
+            cbs = cache[1][event_name] = [cb for cb in self.cbs.sorted('order') if event_name == 'after_fit'
+                                          or hasattr(type(cb), event_name) or event_name in cb.__dict__]
+        for cb in cbs: cb(event_name)
+
+class PlainMSELoss(BaseLoss):
+    "fastai's `MSELossFlat` whose loss is a plain `torch.Tensor`, not fastai's `TensorBase`"
+    def __init__(self, *args, axis:int=-1, floatify:bool=True, **kwargs):
+        super().__init__(torch.nn.MSELoss, *args, axis=axis, floatify=floatify, is_2d=False, **kwargs)
+    def _contiguous(self, x): return x.transpose(self.axis, -1).contiguous() if isinstance(x, torch.Tensor) else x
+
 # %% ../nbs/32_learner.ipynb #e0c75ead
 @delegates(Learner.__init__)
 def collab_learner(
@@ -54,8 +83,8 @@ def collab_learner(
     layers:list=None,     # NN hidden layers (default `[n_factors]`)
     config:dict=None,     # extra `EmbeddingNN` options, as from fastai's `tabular_config` (not modified)
     y_range:tuple=None,   # (low, high) output range, for either model
-    loss_func=None,       # default `MSELossFlat()`
-    sparse:bool=False,    # sparse embedding gradients, stepped by `LazyAdam` (the default `opt_func` then), with `CatchUp`
+    loss_func=None,       # default `MSELossFlat()` (`PlainMSELoss()` with `sparse`)
+    sparse:bool=False,    # sparse embedding gradients, stepped by `LazyAdam` (the default `opt_func` then), with `CatchUp`, in a `LeanLearner`
     **kwargs
 ) -> Learner:
     "Create a fastai `Learner` for collaborative filtering on `dls` with fastcf's models."
@@ -67,13 +96,14 @@ def collab_learner(
         cbs = kwargs.get('cbs')
         kwargs['cbs'] = [*([] if cbs is None else [cbs] if not isinstance(cbs, (list, tuple)) else cbs), CatchUp()]
     emb_szs = get_emb_sz(dls, emb_szs)
-    if loss_func is None: loss_func = MSELossFlat()
+    if loss_func is None: loss_func = PlainMSELoss() if sparse else MSELossFlat()
     config = dict(config or {})
     if y_range is not None: config['y_range'] = y_range
     if layers is None: layers = [n_factors]
     if use_nn: model = EmbeddingNN(emb_szs=emb_szs, layers=layers, **config)
     else:      model = EmbeddingDotBias.from_classes(n_factors, dls.classes, y_range=config.get('y_range'))
-    return Learner(dls, sparse_embeddings(model) if sparse else model, loss_func=loss_func, **kwargs)
+    if sparse: return LeanLearner(dls, sparse_embeddings(model), loss_func=loss_func, **kwargs)
+    return Learner(dls, model, loss_func=loss_func, **kwargs)
 
 # %% ../nbs/32_learner.ipynb #496607e2
 from fastcore.basics import patch

@@ -7,6 +7,7 @@ Docs: https://fastcf.github.io/fastcf/sparse.html.md"""
 # %% ../nbs/31_sparse.ipynb #dc537451
 from __future__ import annotations
 import math, functools
+from importlib.util import find_spec
 import numpy as np, torch
 from torch import nn
 from .data import fastai_quietly
@@ -15,7 +16,7 @@ with fastai_quietly():      # fastai's import-time warnings, by message and modu
     from fastai.callback.core import Callback
 
 # %% auto #0
-__all__ = ['sparse_embeddings', 'has_sparse', 'LazyAdam', 'CatchUp', 'takes_sparse']
+__all__ = ['sparse_embeddings', 'has_sparse', 'pick_lazy_kernel', 'LazyAdam', 'CatchUp', 'takes_sparse']
 
 # %% ../nbs/31_sparse.ipynb #49a5a4f6
 def sparse_embeddings(
@@ -73,6 +74,73 @@ class _History:
         res.E[:res.t + 1] = sd['E'].numpy()
         return res
 
+# %% ../nbs/31_sparse.ipynb #8ce81181
+def _lazy_rows(w, m, v, last, rows, grads, table, t, lr, mom, sqr_mom, eps, wd, order, acc):
+    "Rows `rows` of `w`, `m`, `v` (repeats allowed) caught up from their steps `last` to step `t`, then, if `grads` has rows, given Adam's step `t+1` with their summed gradients: the loop numba compiles; -1, or the position of the first row out of range"
+    n, k, stepping = w.shape[0], 0, grads.shape[0] > 0
+    for i in range(rows.shape[0]):
+        r = rows[i]
+        if r < 0 or r >= n: return i
+        s = last[r]
+        if s < 0:                                    # a repeat while stepping: add its gradient to its row's slot
+            acc[-1 - s, :] += grads[i, :]
+            continue
+        if s != t:                                   # dense Adam's zero-gradient steps and decay since step s
+            b = np.float32(math.exp(table[0, t] - table[0, s]))
+            c = np.float32(math.exp(table[1, t] - table[1, s]))
+            d = np.float32(math.exp(table[2, t] - table[2, s]))
+            total = np.float32(table[3, s])
+            for j in range(w.shape[1]):
+                vj = v[r, j]
+                ratio = m[r, j] / np.sqrt(vj) if vj > 0 else np.float32(0.)
+                w[r, j] = (w[r, j] - ratio * total) * d
+                m[r, j] = m[r, j] * b
+                v[r, j] = vj * c
+        if stepping:                                 # the row's slot in `acc`, marked in `last` until its step below
+            order[k] = r
+            acc[k, :] = grads[i, :]
+            last[r] = -1 - k
+            k += 1
+        else: last[r] = t
+    step = t + 1
+    decay, mom32, sqr32, eps32 = np.float32(1 - lr * wd), np.float32(mom), np.float32(sqr_mom), np.float32(eps)
+    a_m, a_v = np.float32(1 - mom), np.float32(1 - sqr_mom)
+    bias_v, scale = np.float32(1 - sqr_mom ** step), np.float32(-lr / (1 - mom ** step))
+    for q in range(k):                               # fastai's Adam with decoupled decay, operation for operation
+        r = order[q]
+        for j in range(w.shape[1]):
+            g = acc[q, j]
+            wj = w[r, j] * decay if wd != 0 else w[r, j]
+            mj = m[r, j] * mom32 + g * a_m
+            vj = v[r, j] * sqr32 + g * g * a_v
+            m[r, j] = mj
+            v[r, j] = vj
+            w[r, j] = wj + scale * (mj / (np.sqrt(vj / bias_v) + eps32))
+        last[r] = step
+    return -1
+
+_KERNELS = ('auto', 'numba', 'torch')
+_COMPILED = {}
+def _compiled():
+    "`_lazy_rows` compiled by numba (cached on disk); imports numba on first use"
+    if 'rows' not in _COMPILED:
+        import numba
+        try: _COMPILED['rows'] = numba.njit(cache=True)(_lazy_rows)
+        except RuntimeError as e:                    # no writable cache directory: compile in every process
+            if 'cannot cache' not in str(e): raise
+            _COMPILED['rows'] = numba.njit()(_lazy_rows)
+    return _COMPILED['rows']
+
+def pick_lazy_kernel(
+    kernel:str='auto',   # 'numba', 'torch', or 'auto' (numba where it is installed)
+) -> str:
+    "'numba' or 'torch': how `LazyAdam` steps the rows of tables on the CPU (tables on a GPU always take torch's operations)"
+    if kernel not in _KERNELS: raise ValueError(f"kernel must be one of {list(_KERNELS)}, got {kernel!r}")
+    if kernel == 'auto': return 'numba' if find_spec('numba') is not None else 'torch'
+    if kernel == 'numba' and find_spec('numba') is None:
+        raise ImportError("kernel='numba' needs numba: pip install 'fastcf[fast]' (or use kernel='torch')")
+    return kernel
+
 # %% ../nbs/31_sparse.ipynb #0af455ae
 class LazyAdam(Optimizer):
     "fastai's `Adam` with decoupled weight decay, stepping only the rows of a sparse gradient and catching the others up exactly"
@@ -84,9 +152,11 @@ class LazyAdam(Optimizer):
         sqr_mom:float=0.99,     # β2
         eps:float=1e-5,         # added to √v, as fastai's `Adam`
         wd:float=0.01,          # decoupled weight decay (AdamW), as fastai's `Adam` default
+        kernel:str='auto',      # rows of CPU tables by 'numba' (one compiled loop per table), 'torch' (its operations), or 'auto'
     ):
         super().__init__(params, [], lr=lr, mom=mom, sqr_mom=sqr_mom, eps=eps, wd=wd)
-        self.histories, self._groups = {}, {}     # (group, decayed, device) -> _History; id(parameter) -> group
+        self.kernel = pick_lazy_kernel(kernel)
+        self.histories, self._groups, self._views = {}, {}, {}   # (group, decayed, device) -> _History; id(p) -> group; id(p) -> numpy views
 
     def _history(self, group:int, decayed:bool, device) -> _History:
         key = (group, decayed, str(device))
@@ -117,6 +187,19 @@ class LazyAdam(Optimizer):
                          last=torch.zeros(p.shape[0], dtype=torch.long, device=p.device))
         return state['mv'], state['last']
 
+    def _numba_rows(self, p, state, history, rows, grads=None, lr=0., mom=0., sqr_mom=0., eps=0., wd=0.):
+        "`_lazy_rows` on `p`'s table and moments: catch up `rows`, and step them with `grads` (uncoalesced, one per entry of `rows`) if given"
+        mv, last = self._rows_state(p, state)
+        views = self._views.get(id(p))
+        if views is None or views[0] is not mv or views[1] is not last or views[2] != p.data_ptr():   # numpy views, made once
+            views = self._views[id(p)] = (mv, last, p.data_ptr(), p.detach().numpy(), mv[0].numpy(), mv[1].numpy(), last.numpy())
+        rows = rows.reshape(-1).numpy()
+        n = len(rows) if grads is not None else 0
+        bad = _compiled()(*views[3:], rows, np.zeros((0, 1), np.float32) if grads is None else grads.numpy(),
+                          history.table.numpy(), history.t, lr, mom, sqr_mom, eps, wd, np.empty(n, np.int64),
+                          np.empty((n, p.shape[1]), np.float32))
+        if bad >= 0: raise IndexError(f"row {rows[bad]} is out of range for an embedding table of {p.shape[0]} rows")
+
     @staticmethod
     def _catch_up(history:_History, w, mv, last):
         "Rows `w` and moments `mv` (copies) brought from their steps `last` to the history's current step"
@@ -127,6 +210,9 @@ class LazyAdam(Optimizer):
 
     def _sparse_step(self, p, state, history, lr, mom, sqr_mom, eps, wd):
         "Catch up the rows of `p.grad` (unless the forward pass did), then give them fastai's Adam step"
+        if self.kernel == 'numba' and p.device.type == 'cpu' and p.dtype == torch.float32:
+            grad = p.grad      # uncoalesced is fine: the kernel sums the repeats
+            return self._numba_rows(p, state, history, grad._indices()[0], grad._values().contiguous(), lr, mom, sqr_mom, eps, wd)
         grad = p.grad.coalesce()
         rows, g = grad.indices()[0], grad.values()
         mv_all, last = self._rows_state(p, state)
@@ -156,6 +242,8 @@ class LazyAdam(Optimizer):
         "Bring `rows` of `p` to the current step: what dense Adam did to them since they were last stepped"
         state = self.state[p]
         history = self._history_of(p, state)
+        if self.kernel == 'numba' and p.device.type == 'cpu' and p.dtype == torch.float32:
+            return self._numba_rows(p, state, history, rows)
         mv_all, last = self._rows_state(p, state)
         rows = rows.reshape(-1)
         # rows already current are left as they are (their catch-up is the identity); repeats write equal values
@@ -198,7 +286,7 @@ class LazyAdam(Optimizer):
 
     def clear_state(self):
         super().clear_state()
-        self.histories = {}
+        self.histories, self._views = {}, {}
 
     def state_dict(self) -> dict:
         "fastai's state (per parameter, and hypers) and the histories, in types `torch.load(weights_only=True)` reads"
