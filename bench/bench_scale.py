@@ -3,6 +3,7 @@
     python bench/bench_scale.py --ratings 1_000_000            # quick: 6,502 users x 59,047 items (the 25M shape's users per rating)
     python bench/bench_scale.py --ratings 25_000_000           # the MovieLens-25M shape: 162,541 users x 59,047 items
     python bench/bench_scale.py --bio                          # the bio preset: train's defaults vs ALS rank 16, 10 iterations
+    python bench/bench_scale.py --ratings 25_000_000 --engines fastcf --max-batches 550   # DataLoaders, RSS, ms/batch only
 
 Data (`--ratings N`): `fastcf.data.synthetic_ratings` with int IDs, 8 planted factors, noise 0.3, ratings in [1, 5], at the
 MovieLens-25M shape (162,541 users x 59,047 items) with the density that gives about N ratings; below 25M the users shrink
@@ -81,24 +82,41 @@ def load(args):
 def fastcf_worker(args) -> dict:
     "5 epochs (`--epochs`) of `train`'s defaults, per-epoch time and validation MSE"
     import torch
-    from fastai.callback.core import Callback
+    from fastai.callback.core import Callback, CancelFitException
     from fastcf.learner import train
     t0 = time.perf_counter()
     ratings = load(args)
     load_s = time.perf_counter() - t0
     class Probe(Callback):
+        "Per-epoch end times; with `--max-batches`, stop after that many training batches and time them"
         order = 99
-        def before_fit(self): self.fit_start, self.threads, self.bs = time.perf_counter(), torch.get_num_threads(), self.dls.train.bs
-        def after_epoch(self): self.times.append(time.perf_counter() - start)
+        def before_fit(self): self.fit_start, self.threads, self.bs, self.n = time.perf_counter(), torch.get_num_threads(), self.dls.train.bs, 0
+        def after_epoch(self):
+            self.times.append(time.perf_counter() - start)
+            print(f"  epoch {len(self.times) - 1} ends at {self.times[-1]:.1f} s; load {os.getloadavg()[0]:.1f}", file=sys.stderr, flush=True)
+        def after_batch(self):
+            if not self.training: return
+            self.n += 1
+            if self.n % 500 == 0: print(f"  batch {self.n:,} at {time.perf_counter() - start:.1f} s; load {os.getloadavg()[0]:.1f}",
+                                        file=sys.stderr, flush=True)
+            if not args.max_batches: return
+            if self.n == 50: self.t50 = time.perf_counter()          # the first 50 batches are the warm-up
+            if self.n >= args.max_batches:
+                self.ms_per_batch = 1000 * (time.perf_counter() - self.t50) / (self.n - 50)
+                raise CancelFitException()
     probe = Probe(); probe.times = []
     start = time.perf_counter()
     learn = train(ratings, 'user', 'item', 'rating', epochs=args.epochs, valid_pct=0.1, y_range=args.y_range,
                   cbs=[probe], log=lambda line: None, **({} if args.threads is None else dict(threads=args.threads)))
     wall = time.perf_counter() - start
     mse = [float(v[1]) for v in learn.recorder.values]
-    return dict(engine='fastcf', rows=len(ratings), load_s=load_s, dls_s=probe.fit_start - start, wall_s=wall,
-                epoch_s=probe.times, rmse=[m ** 0.5 for m in mse], threads=probe.threads, bs=probe.bs,
-                n_batches=len(learn.dls.train), peak_rss_mb=peak_rss_mb())
+    res = dict(engine='fastcf', rows=len(ratings), load_s=load_s, dls_s=probe.fit_start - start, wall_s=wall,
+               epoch_s=probe.times, rmse=[m ** 0.5 for m in mse], threads=probe.threads, bs=probe.bs,
+               n_batches=len(learn.dls.train), peak_rss_mb=peak_rss_mb())
+    if args.max_batches:        # an estimate of the whole fit: the measured batches' rate times every epoch's batches
+        res.update(ms_per_batch=probe.ms_per_batch, batches_run=probe.n,
+                   train_s_estimate=res['dls_s'] + args.epochs * len(learn.dls.train) * probe.ms_per_batch / 1000)
+    return res
 
 
 def split(ratings, seed:int, valid_pct:float=0.1):
@@ -183,6 +201,7 @@ def main():
     p.add_argument('--bio', action='store_true', help="the bio preset instead (45,854 x 488, 1.12M ratings, y_range (4, 10.5)); ALS rank 16")
     p.add_argument('--engines', default='fastcf,spark', help='which to run, in order')
     p.add_argument('--epochs', type=int, default=5)
+    p.add_argument('--max-batches', type=int, default=0, help='fastcf: stop after this many training batches (> 50) and estimate the whole fit')
     p.add_argument('--threads', type=int, default=None, help="train's torch threads (default: train's rule, by the load)")
     p.add_argument('--rank', type=int, default=None, help='ALS rank (default: 50, train\'s factors; 16 with --bio)')
     p.add_argument('--reg', type=float, default=0.1, help='ALS regParam')
@@ -212,14 +231,19 @@ def main():
         else: print(f"using the cached frame in {data_dir(args)}", flush=True)
     for engine in args.engines.split(','):
         r = res[engine] = in_process(args, engine)
-        if engine == 'fastcf':
+        if engine == 'fastcf' and args.max_batches:
+            print(f"fastcf train, first {r['batches_run']:,} batches only: {r['rows']:,} ratings, bs {r['bs']}, {r['n_batches']:,} batches/epoch, "
+                  f"{r['threads']} threads; DataLoaders {r['dls_s']:.1f} s, {r['ms_per_batch']:.1f} ms per training batch after 50; "
+                  f"{args.epochs} epochs' training batches at that rate + DataLoaders (no validation): {r['train_s_estimate']:.0f} s "
+                  f"(an estimate); peak RSS {r['peak_rss_mb']:.0f} MB; load {r['load_after']:.1f}", flush=True)
+        elif engine == 'fastcf':
             print(f"fastcf train: {r['rows']:,} ratings, bs {r['bs']}, {r['n_batches']:,} batches/epoch, {r['threads']} threads; "
                   f"DataLoaders {r['dls_s']:.1f} s, wall {r['wall_s']:.1f} s, epochs end at {[round(t, 1) for t in r['epoch_s']]} s, "
                   f"valid RMSE {[round(x, 4) for x in r['rmse']]}; peak RSS {r['peak_rss_mb']:.0f} MB; load {r['load_after']:.1f}", flush=True)
         else:
             print(f"spark ALS: {[(f['iters'], round(f['fit_s'], 1), round(f['rmse'], 4)) for f in r['fits']]} (maxIter, fit s, RMSE); "
                   f"JVM peak RSS {r['jvm_peak_rss_mb']:.0f} MB; load {r['load_after']:.1f}", flush=True)
-    if 'fastcf' in res and 'spark' in res:
+    if 'fastcf' in res and 'spark' in res and not args.max_batches:
         f, s = res['fastcf'], res['spark']
         target = max(min(f['rmse']), min(x['rmse'] for x in s['fits']))
         res['target_rmse'] = target
