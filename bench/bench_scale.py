@@ -147,7 +147,9 @@ def spark_worker(args) -> dict:
     from fastcf.spark import local_spark
     from pyspark.ml.recommendation import ALS
     from pyspark.ml.evaluation import RegressionEvaluator
+    import pandas as pd
     ratings = load(args)
+    for c in ('user', 'item'): ratings[c] = pd.factorize(ratings[c])[0]     # ALS takes int IDs (the bio preset's are strings)
     train_rows, valid_rows = split(ratings, 42)
     tmp = Path(tempfile.mkdtemp(prefix='fastcf-scale-'))
     try:
