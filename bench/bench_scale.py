@@ -93,7 +93,8 @@ def fastcf_worker(args) -> dict:
         def before_fit(self): self.fit_start, self.threads, self.bs, self.n = time.perf_counter(), torch.get_num_threads(), self.dls.train.bs, 0
         def after_epoch(self):
             self.times.append(time.perf_counter() - start)
-            print(f"  epoch {len(self.times) - 1} ends at {self.times[-1]:.1f} s; load {os.getloadavg()[0]:.1f}", file=sys.stderr, flush=True)
+            print(f"  epoch {len(self.times) - 1} ends at {self.times[-1]:.1f} s, valid RMSE {float(self.recorder.values[-1][1]) ** 0.5:.4f}; "
+                  f"load {os.getloadavg()[0]:.1f}", file=sys.stderr, flush=True)
         def after_batch(self):
             if not self.training: return
             self.n += 1
