@@ -1,6 +1,7 @@
 """Implicit feedback: fastcf's BPR, BCE and sampled softmax vs the `implicit` package's ALS and BPR vs popularity.
 
     python bench/bench_implicit.py [--quick] [--seeds 3] [--out bench/results/implicit.csv]
+    python bench/bench_implicit.py --timing [--rounds 3]    # ALS's fit vs fastcf's DataLoaders + fit, setting by setting
 
 Data (one fixed per-user split for every method, seed 0):
 - MovieLens-100k (the real data, from the recbole wheel as in `tests/conftest.py`): rating >= 4 is a positive.
@@ -33,6 +34,7 @@ from fastcf.export import from_learner
 from fastcf.predict import recommend
 from fastcf.implicit import ImplicitDataLoaders, implicit_learner
 from fastcf.evaluate import popularity_recs
+from fastcf.sparse import LazyAdam
 
 torch.set_num_threads(1)
 K = 10
@@ -160,6 +162,58 @@ def overheads(seed=0):
     return sample_s, epoch_s, (time.time() - t) / 3
 
 
+class UniqueRowsAdam(LazyAdam):
+    "LazyAdam whose forward hook catches up each distinct row once (fastcf.sparse's hook takes every lookup, repeats included)"
+    def catch_up_rows(self, p, rows): return super().catch_up_rows(p, torch.unique(rows))
+
+
+def timing(rounds=3, threads=(1,)):
+    "Why the timings disagree: ALS's fit against fastcf's DataLoaders + fit under each setting that differs, alternating, medians"
+    import statistics
+    pos = load_data('ml100k')
+    s = splits(pos)
+    codes, train = Codes(pos), s['full']
+    cases = {   # name: (n_neg, valid_pct, wd, optimizer: 'sparse' | 'unique' | 'dense', threads, bs, epochs)
+        'grid (16 neg, no valid), sparse (LazyAdam, the default)': (16, 0, 1e-1, 'sparse', 1, 1024, 10),
+        'grid, LazyAdam catching up distinct rows (proposed)': (16, 0, 1e-1, 'unique', 1, 1024, 10),
+        'grid, dense Adam (sparse=False)': (16, 0, 1e-1, 'dense', 1, 1024, 10),
+        '4 neg, no valid, sparse': (4, 0, 1e-1, 'sparse', 1, 1024, 10),
+        '4 neg, valid 10% + ndcg/recall each epoch, sparse': (4, 0.1, 1e-1, 'sparse', 1, 1024, 10),
+        '4 neg, no valid, dense': (4, 0, 1e-1, 'dense', 1, 1024, 10),
+        '4 neg, no valid, dense, bs 4096': (4, 0, 1e-1, 'dense', 1, 4096, 10),
+        **({'grid, sparse, 2 threads': (16, 0, 1e-1, 'sparse', 2, 1024, 10)} if 2 in threads else {}),
+    }
+    res = {k: [] for k in ['ALS (64, reg 10), 1 thread', *(['ALS, 2 threads'] if 2 in threads else []), *cases]}
+    for rnd in range(rounds):
+        for th in threads:
+            t = time.perf_counter()
+            from implicit.cpu.als import AlternatingLeastSquares
+            model = AlternatingLeastSquares(factors=64, regularization=10.0, iterations=15, alpha=1.0, random_state=rnd, num_threads=th)
+            model.fit(codes.matrix(train), show_progress=False)
+            res['ALS (64, reg 10), 1 thread' if th == 1 else 'ALS, 2 threads'].append(dict(total=time.perf_counter() - t, dls=0., fit=0.))
+        for name, (n_neg, valid_pct, wd, sparse, th, bs, epochs) in cases.items():
+            torch.set_num_threads(th)
+            set_seed(rnd, reproducible=True)
+            t = time.perf_counter()
+            dls = ImplicitDataLoaders.from_df(train, 'user', 'item', n_neg=n_neg, valid_pct=valid_pct, bs=bs, seed=rnd, device='cpu')
+            t_dls = time.perf_counter()
+            opt = dict(sparse=False) if sparse == 'dense' else dict(opt_func=UniqueRowsAdam) if sparse == 'unique' else {}
+            learn = implicit_learner(dls, n_factors=64, loss='sampled_softmax', **opt)
+            with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, 1e-2, wd=wd)
+            end = time.perf_counter()
+            res[name].append(dict(total=end - t, dls=t_dls - t, fit=end - t_dls))
+            torch.set_num_threads(1)
+        print(f"  round {rnd}: " + ', '.join(f"{k}: {v[-1]['total']:.2f} s" for k, v in res.items()) + f"; load {os.getloadavg()[0]:.1f}", flush=True)
+    als = statistics.median(r['total'] for r in res['ALS (64, reg 10), 1 thread'])
+    print(f"\nMovieLens-100k, {len(train):,} training positives; 10 epochs of fit_one_cycle(1e-2), 64 factors, sampled softmax; "
+          f"medians of {rounds}, alternating; load {os.getloadavg()[0]:.1f} at the end\n")
+    print('| what | DataLoaders s | fit s | total s | / ALS (1 thread) |')
+    print('|---|---:|---:|---:|---:|')
+    for k, v in res.items():
+        med = {c: statistics.median(r[c] for r in v) for c in ('dls', 'fit', 'total')}
+        print(f"| {k} | {med['dls']:.2f} | {med['fit']:.2f} | {med['total']:.2f} | {med['total'] / als:.1f}× |")
+
+
 def table(df):
     agg = df.groupby(['data', 'method'], sort=False)
     cols = ['precision', 'recall', 'ndcg', 'map', 'hit_rate', 'coverage', 'train_s']
@@ -177,7 +231,11 @@ if __name__ == '__main__':
     ap.add_argument('--quick', action='store_true', help='one grid point per method (a smoke run)')
     ap.add_argument('--bio', default='bio-small', choices=['bio-small', 'bio'], help='bio preset (bio: ~10× the positives, ~10 more minutes)')
     ap.add_argument('--out', default=str(ROOT / 'bench' / 'results' / 'implicit.csv'))
+    ap.add_argument('--timing', action='store_true', help='only the timing comparison (fastcf settings vs ALS), ML-100k')
+    ap.add_argument('--rounds', type=int, default=3, help='--timing: alternating rounds')
+    ap.add_argument('--two-threads', action='store_true', help='--timing: also 2 torch threads and 2 ALS threads (slow when the machine is busy)')
     args = ap.parse_args()
+    if args.timing: timing(args.rounds, (1, 2) if args.two_threads else (1,)); sys.exit()
     t0 = time.time()
     sample_s, epoch_s, metric_s = overheads()
     print(f"ML-100k, one epoch (bs 1024, n_neg 4, 64 factors): negatives drawn in {sample_s*1000:.0f} ms of a {epoch_s*1000:.0f} ms "

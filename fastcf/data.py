@@ -35,17 +35,21 @@ def _make_ids(n, style, prefix, rng):
 # %% ../nbs/01_data.ipynb #32b92d4f
 def _sample_pairs(logits, degrees, rng, max_cells=2_000_000):
     "For each user `u`, `degrees[u]` distinct items drawn with probability ∝ exp(logits(users)[u]) (Gumbel top-k, chunked)"
+    import torch
     n_users = len(degrees)
     rows, cols = [], []
     n_items = logits(np.arange(1)).shape[1]
     step = max(1, max_cells // n_items)
     for start in range(0, n_users, step):
         deg = degrees[start:start+step]
-        keys = logits(np.arange(start, start + len(deg))) - np.log(-np.log(rng.random((len(deg), n_items))))
-        order = np.argsort(-keys, axis=1)
-        take = np.arange(n_items)[None, :] < deg[:, None]
+        keys = logits(np.arange(start, start + len(deg)))          # a new array: the Gumbel noise is subtracted in place
+        gumbel = rng.random((len(deg), n_items))
+        np.log(gumbel, out=gumbel); np.negative(gumbel, out=gumbel); np.log(gumbel, out=gumbel)
+        keys -= gumbel
+        top = torch.topk(torch.from_numpy(keys), int(deg.max()), dim=1).indices.numpy()   # largest keys first, O(n_items) a row
+        take = np.arange(top.shape[1])[None, :] < deg[:, None]
         r, c = np.nonzero(take)
-        rows.append(r + start); cols.append(order[r, c])
+        rows.append(r + start); cols.append(top[r, c])
     return np.concatenate(rows), np.concatenate(cols)
 
 # %% ../nbs/01_data.ipynb #864c10d2
@@ -81,8 +85,15 @@ def synthetic_ratings(
     target = cfg['density'] * n_items
     degrees = np.clip(np.round(activity / activity.mean() * target), min(5, n_items), n_items).astype(np.int64)
     affinity = cfg['affinity'] / 0.6              # per unit of the interaction's std (0.6)
-    rows, cols = _sample_pairs(lambda u: 0.8 * popularity[None, :] + affinity * (user_factors[u] @ item_factors.T), degrees, rng)
-    signal = user_bias[rows] + item_bias[cols] + np.einsum('ij,ij->i', user_factors[rows], item_factors[cols])
+    def logits(u):                                  # 0.8 * popularity + affinity * interaction, in place (the same numbers)
+        res = user_factors[u] @ item_factors.T; res *= affinity; res += pop_logit
+        return res
+    pop_logit = 0.8 * popularity
+    rows, cols = _sample_pairs(logits, degrees, rng)
+    signal = user_bias[rows] + item_bias[cols]
+    for at in range(0, len(rows), 1_000_000):      # the interaction in blocks: two [n, f] gathers of 25M rows would be 3 GB
+        block = slice(at, at + 1_000_000)
+        signal[block] += np.einsum('ij,ij->i', user_factors[rows[block]], item_factors[cols[block]])
     low, high = cfg['scale']
     centre, spread = (low + high) / 2, (high - low) / 6
     rating = np.clip(centre + spread * (signal + cfg['noise'] * rng.normal(0, 1, len(rows))), low, high)
