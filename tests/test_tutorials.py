@@ -104,3 +104,18 @@ def test_describe_names_notebook_and_cell():
     bad = nb(md('# t'), code('df.head()'))
     text = rt.describe(Path('nbs/99_tutorial.x.ipynb'), bad, rt.problems(bad))
     assert text == "99_tutorial.x.ipynb: cell 1 ('df.head()'): ends in an expression but has no saved output", text
+
+REFERENCE = sorted(set(rt.NBS.glob('*.ipynb')) - set(NOTEBOOKS))
+
+@pytest.mark.parametrize('path', REFERENCE, ids=lambda p: p.name)
+def test_reference_outputs_clean(path):
+    "A reference page's saved outputs (where it has any) hold no warning, traceback, stderr, machine path or timing"
+    nb = json.loads(path.read_text())
+    found = rt.problems(nb, reference=True)
+    assert not found, 'run `python tools/run_tutorials.py ' + f'nbs/{path.name}`:\n' + rt.describe(path, nb, found)
+
+def test_reference_rules():
+    "A reference page's cells end in tests that return nothing: it need not show output, but what it shows is checked"
+    assert rt.problems(nb(code('#| export\ndef f(): pass'), code('test_eq(f(), None)\nx')), reference=True) == []
+    found = [m for _, m in rt.problems(nb(code('x', stream('a.py:1: UserWarning: hm\n'))), reference=True)]
+    assert found and found[0].startswith('saved output has a warning'), found
