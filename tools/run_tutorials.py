@@ -133,7 +133,7 @@ def describe(path, nb:dict, found:list) -> str:
 
 # ---- running ----------------------------------------------------------------------------------------------------
 CHILD = r'''
-import os, sys
+import os, re, sys
 from pathlib import Path
 from execnb.shell import CaptureShell, read_nb, write_nb
 src = Path(sys.argv[1]); tmp = src.with_name('.' + src.name + '.running')
@@ -141,7 +141,9 @@ nb = read_nb(src)
 shell = CaptureShell(path=src.parent, mpl_format='png')   # not 'retina': nbdev-clean drops the size metadata, doubling the figure
 import time
 state, took = {'i': -1, 't': 0.}, []
-def pre(cell): state.update(i=cell.idx_, t=time.perf_counter()); return False
+def pre(cell):   # True skips the cell: `#| eval: false`, as nbdev-test does
+    state.update(i=cell.idx_, t=time.perf_counter())
+    return any(re.match(r'\s*#\|\s*eval:\s*false\s*$', l, re.I) for l in cell.source.splitlines())
 def post(cell): took.append((time.perf_counter() - state['t'], cell.idx_, cell.source.strip().splitlines()[0][:60] if cell.source.strip() else ''))
 try: shell.run_all(nb, exc_stop=True, preproc=pre, postproc=post)
 except BaseException as e:
