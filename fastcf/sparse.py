@@ -245,8 +245,10 @@ class LazyAdam(Optimizer):
         if self.kernel == 'numba' and p.device.type == 'cpu' and p.dtype == torch.float32:
             return self._numba_rows(p, state, history, rows)
         mv_all, last = self._rows_state(p, state)
-        rows = rows.reshape(-1)
-        # rows already current are left as they are (their catch-up is the identity); repeats write equal values
+        # each distinct row once: a batch repeats its rows (an implicit batch of 1,024 positives with 16 negatives is
+        # 17,408 lookups of at most 944 users), and gathering and scattering every repeat cost more than the sort
+        rows = torch.unique(rows.reshape(-1))
+        # rows already current are left as they are (their catch-up is the identity)
         p.data[rows], mv_all[:, rows] = self._catch_up(history, p.data[rows], mv_all[:, rows], last[rows])
         last[rows] = history.t
 
