@@ -17,7 +17,7 @@ with fastai_quietly():      # fastai's import-time warnings, by message and modu
     from fastai.callback.core import Callback
 from .models import Embedding, trunc_normal_, sigmoid_range, TabularModel
 from .learner import get_emb_sz
-from .sparse import LazyAdam, CatchUp, sparse_embeddings, takes_sparse
+from .sparse import LazyAdam, CatchUp, sparse_embeddings, sparse_learner_kwargs
 from .tensordata import TensorDataLoaders
 from .features import FeatureTable, FeatureError, attach_features, feature_table
 from .implicit_data import ImplicitDataLoaders
@@ -260,11 +260,6 @@ def hybrid_learner(
         n_users, n_items = (len(dls.classes[n]) for n in list(getattr(dls, 'cat_names', None) or dls.classes)[:2])
         model = HybridDotBias(n_factors, n_users, n_items, dls.features, config.get('y_range'), identity, identity_drop)
     if sparse:
-        opt_func = kwargs.setdefault('opt_func', LazyAdam)
-        if not takes_sparse(opt_func):
-            raise ValueError(f"sparse=True needs an optimizer that takes sparse gradients, such as fastcf.sparse.LazyAdam; "
-                             f"got opt_func={getattr(opt_func, '__name__', opt_func)!r} (or pass sparse=False)")
-        cbs = kwargs.get('cbs')
-        kwargs['cbs'] = [*([] if cbs is None else [cbs] if not isinstance(cbs, (list, tuple)) else cbs), CatchUp(), CatchUpBags()]
+        sparse_learner_kwargs(kwargs, CatchUp(), CatchUpBags())
         sparse_hybrid(model)
     return Learner(dls, model, loss_func=kwargs.pop('loss_func', loss_func), **kwargs)

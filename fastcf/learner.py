@@ -14,7 +14,7 @@ with fastai_quietly():      # fastai's import-time warnings, by message and modu
     from fastai.collab import CollabDataLoaders
 import numpy as np
 from .models import EmbeddingDotBias, EmbeddingNN, emb_sz_rule
-from .sparse import LazyAdam, CatchUp, sparse_embeddings, takes_sparse
+from .sparse import LazyAdam, CatchUp, sparse_embeddings, sparse_learner_kwargs
 from .tensordata import TensorDataLoaders
 
 # %% auto #0
@@ -88,13 +88,7 @@ def collab_learner(
     **kwargs
 ) -> Learner:
     "Create a fastai `Learner` for collaborative filtering on `dls` with fastcf's models."
-    if sparse:
-        opt_func = kwargs.setdefault('opt_func', LazyAdam)
-        if not takes_sparse(opt_func):
-            raise ValueError(f"sparse=True needs an optimizer that takes sparse gradients, such as fastcf.sparse.LazyAdam; "
-                             f"got opt_func={getattr(opt_func, '__name__', opt_func)!r}")
-        cbs = kwargs.get('cbs')
-        kwargs['cbs'] = [*([] if cbs is None else [cbs] if not isinstance(cbs, (list, tuple)) else cbs), CatchUp()]
+    if sparse: sparse_learner_kwargs(kwargs, CatchUp())
     emb_szs = get_emb_sz(dls, emb_szs)
     if loss_func is None: loss_func = PlainMSELoss() if sparse else MSELossFlat()
     config = dict(config or {})

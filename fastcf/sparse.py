@@ -16,7 +16,7 @@ with fastai_quietly():      # fastai's import-time warnings, by message and modu
     from fastai.callback.core import Callback
 
 # %% auto #0
-__all__ = ['sparse_embeddings', 'has_sparse', 'pick_lazy_kernel', 'LazyAdam', 'CatchUp', 'takes_sparse']
+__all__ = ['sparse_embeddings', 'has_sparse', 'pick_lazy_kernel', 'LazyAdam', 'CatchUp', 'takes_sparse', 'sparse_learner_kwargs']
 
 # %% ../nbs/31_sparse.ipynb #49a5a4f6
 def sparse_embeddings(
@@ -318,3 +318,13 @@ def takes_sparse(opt_func) -> bool:
     "Whether `opt_func` (a class, function or `functools.partial` of one) makes an optimizer that takes sparse gradients"
     while isinstance(opt_func, functools.partial): opt_func = opt_func.func
     return bool(getattr(opt_func, 'sparse_grads', False))
+
+def sparse_learner_kwargs(kwargs:dict, *cbs) -> dict:
+    "`kwargs` of a `Learner` with sparse embedding gradients: `opt_func` `LazyAdam` unless given (it must take sparse gradients), `cbs` appended"
+    opt_func = kwargs.setdefault('opt_func', LazyAdam)
+    if not takes_sparse(opt_func):
+        raise ValueError(f"sparse=True needs an optimizer that takes sparse gradients, such as fastcf.sparse.LazyAdam; "
+                         f"got opt_func={getattr(opt_func, '__name__', opt_func)!r} (or pass sparse=False)")
+    given = kwargs.get('cbs')
+    kwargs['cbs'] = [*([] if given is None else [given] if not isinstance(given, (list, tuple)) else given), *cbs]
+    return kwargs
